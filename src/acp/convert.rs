@@ -1,0 +1,179 @@
+//! Conversion between ACP wire types and Punie's own types. The only place that knows both.
+
+use agent_client_protocol::v1::schema as wire;
+
+use crate::agent::{
+    AgentError, StopReason, ToolCallChange, ToolCallStart, ToolCallStatus, TurnEvent,
+};
+use crate::workspace::{ExitStatus, PermissionOutcome, TerminalId, ToolContent, ToolKind};
+
+pub(crate) fn tool_kind(kind: ToolKind) -> wire::ToolKind {
+    match kind {
+        ToolKind::Read => wire::ToolKind::Read,
+        ToolKind::Edit => wire::ToolKind::Edit,
+        ToolKind::Delete => wire::ToolKind::Delete,
+        ToolKind::Move => wire::ToolKind::Move,
+        ToolKind::Search => wire::ToolKind::Search,
+        ToolKind::Execute => wire::ToolKind::Execute,
+        ToolKind::Think => wire::ToolKind::Think,
+        ToolKind::Fetch => wire::ToolKind::Fetch,
+        ToolKind::Other => wire::ToolKind::Other,
+    }
+}
+
+fn status(status: ToolCallStatus) -> wire::ToolCallStatus {
+    match status {
+        ToolCallStatus::Pending => wire::ToolCallStatus::Pending,
+        ToolCallStatus::InProgress => wire::ToolCallStatus::InProgress,
+        ToolCallStatus::Completed => wire::ToolCallStatus::Completed,
+        ToolCallStatus::Failed => wire::ToolCallStatus::Failed,
+    }
+}
+
+pub(crate) fn content(items: Vec<ToolContent>) -> Vec<wire::ToolCallContent> {
+    items
+        .into_iter()
+        .map(|item| match item {
+            ToolContent::Text(text) => wire::ToolCallContent::Content(wire::Content::new(text)),
+            ToolContent::Diff {
+                path,
+                old_text,
+                new_text,
+            } => wire::ToolCallContent::Diff(wire::Diff::new(path, new_text).old_text(old_text)),
+            ToolContent::Terminal(TerminalId(id)) => {
+                wire::ToolCallContent::Terminal(wire::Terminal::new(id))
+            }
+        })
+        .collect()
+}
+
+fn locations(items: Vec<(std::path::PathBuf, Option<u32>)>) -> Vec<wire::ToolCallLocation> {
+    items
+        .into_iter()
+        .map(|(path, line)| wire::ToolCallLocation::new(path).line(line))
+        .collect()
+}
+
+pub(crate) fn tool_call(start: ToolCallStart) -> wire::ToolCall {
+    wire::ToolCall::new(start.id, start.title)
+        .kind(tool_kind(start.kind))
+        .status(status(start.status))
+        .locations(locations(start.locations))
+        .raw_input(start.raw_input)
+}
+
+pub(crate) fn tool_call_update(change: ToolCallChange) -> wire::ToolCallUpdate {
+    let fields = wire::ToolCallUpdateFields::new()
+        .status(change.status.map(status))
+        .content(change.content.map(content))
+        .raw_output(change.raw_output);
+    wire::ToolCallUpdate::new(change.id, fields)
+}
+
+pub(crate) fn session_update(event: TurnEvent) -> wire::SessionUpdate {
+    match event {
+        TurnEvent::MessageChunk(text) => {
+            wire::SessionUpdate::AgentMessageChunk(wire::ContentChunk::new(text.into()))
+        }
+        TurnEvent::ThoughtChunk(text) => {
+            wire::SessionUpdate::AgentThoughtChunk(wire::ContentChunk::new(text.into()))
+        }
+        TurnEvent::ToolCall(start) => wire::SessionUpdate::ToolCall(tool_call(start)),
+        TurnEvent::ToolCallUpdate(change) => {
+            wire::SessionUpdate::ToolCallUpdate(tool_call_update(change))
+        }
+    }
+}
+
+pub(crate) fn stop_reason(stop: StopReason) -> wire::StopReason {
+    match stop {
+        StopReason::EndTurn => wire::StopReason::EndTurn,
+        StopReason::MaxTokens => wire::StopReason::MaxTokens,
+        StopReason::MaxTurnRequests => wire::StopReason::MaxTurnRequests,
+        StopReason::Cancelled => wire::StopReason::Cancelled,
+    }
+}
+
+/// Maps an agent error to the JSON-RPC error the editor shows. The one place this happens.
+pub(crate) fn rpc_error(error: &AgentError) -> agent_client_protocol::Error {
+    let message = error.to_string();
+    match error {
+        AgentError::UnknownSession(id) => {
+            let mut rpc: agent_client_protocol::Error =
+                wire::Error::session_not_found(id.clone()).into();
+            rpc.message = message;
+            rpc
+        }
+        AgentError::Busy(_) => agent_client_protocol::Error::invalid_request()
+            .data(message.clone())
+            .message_text(message),
+        _ => agent_client_protocol::Error::internal_error()
+            .data(message.clone())
+            .message_text(message),
+    }
+}
+
+/// Setting the message of an SDK error (its constructors fix a generic one).
+trait MessageText {
+    fn message_text(self, message: String) -> Self;
+}
+
+impl MessageText for agent_client_protocol::Error {
+    fn message_text(mut self, message: String) -> Self {
+        self.message = message;
+        self
+    }
+}
+
+/// The user's prompt as text for the model: text blocks verbatim, embedded files inline,
+/// links to files as references the model can read with its tools.
+pub(crate) fn prompt_text(blocks: &[wire::ContentBlock]) -> String {
+    let mut parts = Vec::new();
+    for block in blocks {
+        match block {
+            wire::ContentBlock::Text(text) => parts.push(text.text.clone()),
+            wire::ContentBlock::ResourceLink(link) => {
+                let path = link.uri.strip_prefix("file://").unwrap_or(&link.uri);
+                parts.push(format!("[referenced file: {path}]"));
+            }
+            wire::ContentBlock::Resource(resource) => match &resource.resource {
+                wire::EmbeddedResourceResource::TextResourceContents(file) => {
+                    let path = file.uri.strip_prefix("file://").unwrap_or(&file.uri);
+                    parts.push(format!("<file path=\"{path}\">\n{}\n</file>", file.text));
+                }
+                _ => parts.push("[an attached binary resource was omitted]".to_owned()),
+            },
+            _ => parts.push("[an attachment of a kind Punie cannot read was omitted]".to_owned()),
+        }
+    }
+    parts.join("\n")
+}
+
+pub(crate) fn permission_outcome(
+    outcome: &wire::RequestPermissionOutcome,
+    options: &[wire::PermissionOption],
+) -> PermissionOutcome {
+    match outcome {
+        wire::RequestPermissionOutcome::Selected(selected) => {
+            let kind = options
+                .iter()
+                .find(|o| o.option_id == selected.option_id)
+                .map(|o| o.kind);
+            match kind {
+                Some(wire::PermissionOptionKind::AllowOnce) => PermissionOutcome::AllowOnce,
+                Some(wire::PermissionOptionKind::AllowAlways) => PermissionOutcome::AllowAlways,
+                Some(wire::PermissionOptionKind::RejectAlways) => PermissionOutcome::RejectAlways,
+                // An unknown option id is treated as a refusal: never write on a guess.
+                _ => PermissionOutcome::RejectOnce,
+            }
+        }
+        _ => PermissionOutcome::Cancelled,
+    }
+}
+
+pub(crate) fn exit_status(status: &wire::TerminalExitStatus) -> ExitStatus {
+    ExitStatus {
+        exit_code: status.exit_code,
+        signal: status.signal.clone(),
+    }
+}

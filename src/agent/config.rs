@@ -1,0 +1,40 @@
+//! Settings of the turn loop, with the defaults of the original Punie.
+
+use std::time::Duration;
+
+/// How the agent drives the model.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct AgentConfig {
+    /// The name shown to editors (`agentInfo.title`).
+    pub display_name: String,
+    /// Extra instructions appended to the system prompt.
+    pub instructions: Option<String>,
+    /// Sampling temperature (0: deterministic, best for tool use).
+    pub temperature: f32,
+    /// Upper bound on tokens per model answer.
+    pub max_tokens: u32,
+    /// Model requests allowed per prompt turn before stopping with `max_turn_requests`.
+    pub max_turn_requests: u32,
+    /// Times an empty final answer is asked again.
+    pub empty_answer_retries: u32,
+    /// Tool calls with unusable arguments tolerated per turn before giving up.
+    pub bad_tool_call_retries: u32,
+    /// How long `run_command` waits before leaving a command in the background.
+    pub command_timeout: Duration,
+}
+
+impl Default for AgentConfig {
+    fn default() -> Self {
+        Self {
+            display_name: "Punie".to_owned(),
+            instructions: None,
+            temperature: 0.0,
+            max_tokens: 4096,
+            max_turn_requests: 50,
+            empty_answer_retries: 2,
+            bad_tool_call_retries: 3,
+            command_timeout: Duration::from_secs(120),
+        }
+    }
+}

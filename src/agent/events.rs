@@ -1,0 +1,73 @@
+//! What a turn reports as it runs, independent of any wire format: the ACP layer turns these
+//! into `session/update` notifications, `punie ask` into terminal output.
+
+use std::path::PathBuf;
+
+use serde_json::Value;
+
+use crate::workspace::{ToolContent, ToolKind};
+
+/// The state of a tool call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ToolCallStatus {
+    /// Announced, not started (e.g. waiting for permission).
+    Pending,
+    /// Running.
+    InProgress,
+    /// Finished successfully.
+    Completed,
+    /// Failed, was refused, or was cancelled.
+    Failed,
+}
+
+/// A tool call as first announced.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ToolCallStart {
+    /// The call id.
+    pub id: String,
+    /// The tool's name.
+    pub name: String,
+    /// A short title.
+    pub title: String,
+    /// The tool's kind.
+    pub kind: ToolKind,
+    /// Files it touches (path, line).
+    pub locations: Vec<(PathBuf, Option<u32>)>,
+    /// The arguments.
+    pub raw_input: Value,
+    /// Initial status.
+    pub status: ToolCallStatus,
+}
+
+/// A change to an announced tool call; `None` fields are unchanged.
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct ToolCallChange {
+    /// The call id.
+    pub id: String,
+    /// New status.
+    pub status: Option<ToolCallStatus>,
+    /// New content (replaces the previous content).
+    pub content: Option<Vec<ToolContent>>,
+    /// Structured output.
+    pub raw_output: Option<Value>,
+}
+
+/// One thing that happened during a turn.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub enum TurnEvent {
+    /// A piece of the answer.
+    MessageChunk(String),
+    /// A piece of the model's reasoning.
+    ThoughtChunk(String),
+    /// A tool call was announced.
+    ToolCall(ToolCallStart),
+    /// A tool call changed.
+    ToolCallUpdate(ToolCallChange),
+}
+
+/// Receives a session's events, in order.
+pub trait EventSink: Send + Sync {
+    /// Delivers one event of the given session.
+    fn emit(&self, session_id: &str, event: TurnEvent);
+}

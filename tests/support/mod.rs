@@ -1,0 +1,5 @@
+//! Shared helpers for the integration tests: `mod support;` in a test file brings them in.
+#![allow(dead_code)]
+
+pub mod editor;
+pub mod fake_model;
