@@ -248,10 +248,10 @@ async fn allowed_write_reaches_the_editor_with_a_diff() {
         );
     }
     // The diff is on the tool call itself too, for editors that show it there.
-    assert!(record.tool_call_updates().iter().any(|u| matches!(
-        u.fields.content.as_deref(),
-        Some([ToolCallContent::Diff(_)])
-    )));
+    assert!(matches!(
+        record.tool_calls()[0].content.as_slice(),
+        [ToolCallContent::Diff(_)]
+    ));
 }
 
 #[tokio::test]

@@ -291,8 +291,14 @@ async fn release_kills_a_running_command_and_forgets_it() {
     let id = fx.start("echo $$; sleep 300 & echo $!; wait").await;
     let lines = fx.lines(&id, 2).await;
     fx.terminals.release(&id).await.unwrap();
-    assert_gone(pid(&lines[0])).await;
     assert_gone(pid(&lines[1])).await;
+    // The shell was Punie's own child: released, it is reaped, not left a zombie.
+    let shell = pid(&lines[0]);
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while Path::new(&format!("/proc/{shell}")).exists() {
+        assert!(tokio::time::Instant::now() < deadline, "process {shell} was never reaped");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     assert!(fx.terminals.wait_for_exit(&id).await.is_err());
     assert!(fx.terminals.release(&id).await.is_err());
 }

@@ -60,6 +60,7 @@ pub(crate) fn tool_call(start: ToolCallStart) -> wire::ToolCall {
         .status(status(start.status))
         .locations(locations(start.locations))
         .raw_input(start.raw_input)
+        .content(content(start.content))
 }
 
 pub(crate) fn tool_call_update(change: ToolCallChange) -> wire::ToolCallUpdate {

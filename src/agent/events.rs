@@ -37,6 +37,8 @@ pub struct ToolCallStart {
     pub raw_input: Value,
     /// Initial status.
     pub status: ToolCallStatus,
+    /// What the call will do (a diff, a command line), if known before it runs.
+    pub content: Vec<ToolContent>,
 }
 
 /// A change to an announced tool call; `None` fields are unchanged.

@@ -288,18 +288,22 @@ impl Turn<'_> {
         let raw_input = parsed
             .clone()
             .unwrap_or_else(|_| Value::String(call.arguments.clone()));
-        self.emit(TurnEvent::ToolCall(ToolCallStart {
-            id: id.clone(),
-            name: call.name.clone(),
-            title: tool.map_or_else(|| call.name.clone(), |t| t.title(&raw_input)),
-            kind: tool.map_or(crate::workspace::ToolKind::Other, |t| t.kind()),
-            locations: tool
-                .map(|t| t.locations(&raw_input, &self.session.workspace))
-                .unwrap_or_default(),
-            raw_input: raw_input.clone(),
-            status: ToolCallStatus::Pending,
-        }));
+        let announce = |content: Vec<ToolContent>| {
+            self.emit(TurnEvent::ToolCall(ToolCallStart {
+                id: id.clone(),
+                name: call.name.clone(),
+                title: tool.map_or_else(|| call.name.clone(), |t| t.title(&raw_input)),
+                kind: tool.map_or(crate::workspace::ToolKind::Other, |t| t.kind()),
+                locations: tool
+                    .map(|t| t.locations(&raw_input, &self.session.workspace))
+                    .unwrap_or_default(),
+                raw_input: raw_input.clone(),
+                status: ToolCallStatus::Pending,
+                content,
+            }))
+        };
         let Some(tool) = tool else {
+            announce(Vec::new());
             let names: Vec<&str> = self.session.toolset.iter().map(|t| t.name()).collect();
             return self.fail(
                 &id,
@@ -314,6 +318,7 @@ impl Turn<'_> {
         let args = match parsed {
             Ok(args) => args,
             Err(reason) => {
+                announce(Vec::new());
                 return self.fail(
                     &id,
                     format!(
@@ -346,12 +351,15 @@ impl Turn<'_> {
             }),
         );
 
+        // The preview (a diff, a command line) is shown with the call from the start.
         let Some(preview) = unless_cancelled(&self.cancel, tool.preview(&args, &ctx)).await else {
+            announce(Vec::new());
             return self.cancelled(&id);
         };
         let preview = match preview {
             Ok(preview) => preview,
             Err(error) => {
+                announce(Vec::new());
                 return self.fail(
                     &id,
                     error.to_string(),
@@ -359,6 +367,7 @@ impl Turn<'_> {
                 );
             }
         };
+        announce(preview.clone());
 
         if tool.needs_permission() {
             let allowed = match self.session.permissions.recall(tool.name()) {
@@ -414,12 +423,7 @@ impl Turn<'_> {
             }
         }
 
-        self.update(
-            &id,
-            ToolCallStatus::InProgress,
-            (!preview.is_empty()).then_some(preview),
-            None,
-        );
+        self.update(&id, ToolCallStatus::InProgress, None, None);
         let Some(result) = unless_cancelled(&self.cancel, tool.call(args, &ctx)).await else {
             return self.cancelled(&id);
         };
