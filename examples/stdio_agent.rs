@@ -13,7 +13,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let spec = ModelSpec::parse(&std::env::var("PUNIE_MODEL").unwrap_or_default())?;
     let model = OpenAiModel::new(spec, std::env::var("PUNIE_API_KEY").ok());
     let agent = Arc::new(Agent::new(Arc::new(model), AgentConfig::default()));
-    punie::acp::serve_stdio(agent.clone(), Default::default()).await?;
+    punie::acp::serve_stdio(agent.clone()).await?;
     agent.close_all().await;
     Ok(())
 }

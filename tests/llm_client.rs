@@ -9,7 +9,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use punie::llm::{
     ChatModel, ChatRequest, FinishReason, LlmError, Message, ModelEvent, ModelSpec, ModelStream,
-    OpenAiModel, Timeouts, ToolCall, ToolSpec, Usage,
+    OpenAiModel, RetryPolicy, Timeouts, ToolCall, ToolSpec, Usage,
 };
 use serde_json::{Value, json};
 use support::fake_model::{FAKE_MODEL, FakeModelServer, Part, Reply};
@@ -60,8 +60,11 @@ async fn collect(mut stream: ModelStream) -> Result<Answer, (Answer, LlmError)> 
     Ok(answer)
 }
 
+/// A client of `server` that tries each request once: these tests are about what one answer
+/// gives (retries are tested in `llm_local_models.rs`).
 fn model_for(server: &FakeModelServer) -> OpenAiModel {
     OpenAiModel::new(ModelSpec::parse(&server.base_url()).unwrap(), None)
+        .with_retry(RetryPolicy::never())
 }
 
 fn hello() -> ChatRequest {
@@ -398,9 +401,9 @@ async fn recorded_llama_cpp_streams() {
             "85",
             fixture!("llama.cpp/85_think_chat_stream_reasoning_format_none.http"),
             Expected {
-                // With `reasoning_format: none` the thought is inline text; splitting it out is
-                // the text fallbacks' job, not the client's.
-                text: "<think>Thinking...</think>\n\nHello! I am a tiny random model 🦙.",
+                // With `reasoning_format: none` the thought is inline text, which the client
+                // splits out like the server would have.
+                thought: "Thinking...",
                 ..hello_stop(usage(10, 18))
             },
         ),
@@ -594,14 +597,23 @@ async fn server_down_is_unreachable_and_names_the_url() {
     let model = OpenAiModel::new(
         ModelSpec::parse(&format!("{url}/some-model")).unwrap(),
         None,
-    );
+    )
+    .with_retry(RetryPolicy {
+        max_attempts: 3,
+        base_delay: Duration::from_millis(1),
+        max_delay: Duration::from_millis(5),
+    });
     let error = match model.stream(hello()).await {
         Ok(_) => panic!("a stream from a closed port"),
         Err(error) => error,
     };
-    assert!(matches!(error, LlmError::Unreachable { .. }), "{error:?}");
+    assert!(
+        matches!(error, LlmError::Unreachable { attempts: 3, .. }),
+        "{error:?}"
+    );
     let message = error.to_string();
     assert!(message.contains(&url), "{message}");
+    assert!(message.contains("(after 3 attempts)"), "{message}");
     // Also when the model must first be looked up.
     let model = OpenAiModel::new(ModelSpec::parse(&url).unwrap(), None);
     let error = model.list_models().await.unwrap_err();

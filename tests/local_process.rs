@@ -296,7 +296,10 @@ async fn release_kills_a_running_command_and_forgets_it() {
     let shell = pid(&lines[0]);
     let deadline = tokio::time::Instant::now() + PATIENCE;
     while Path::new(&format!("/proc/{shell}")).exists() {
-        assert!(tokio::time::Instant::now() < deadline, "process {shell} was never reaped");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "process {shell} was never reaped"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert!(fx.terminals.wait_for_exit(&id).await.is_err());
@@ -326,6 +329,47 @@ async fn dropping_the_terminals_kills_every_command() {
     drop(terminals);
     assert_gone(pid(&lines[0])).await;
     assert_gone(pid(&lines[1])).await;
+}
+
+/// Live (non-zombie) processes whose command line mentions `marker`.
+fn processes_mentioning(marker: &str) -> Vec<u32> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|name| name.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        if String::from_utf8_lossy(&cmdline).contains(marker) && !is_gone(pid) {
+            found.push(pid);
+        }
+    }
+    found
+}
+
+#[tokio::test]
+async fn an_abandoned_create_leaves_no_process_behind() {
+    let fx = Fixture::new();
+    let marker = format!("punie-abandoned-{}", std::process::id());
+    let request = fx.request(&format!("sleep 300; : {marker}"));
+    // Polled once (the command is handed to its thread), then dropped before it reports back.
+    let abandoned = futures::FutureExt::now_or_never(fx.terminals.create(request));
+    assert!(
+        abandoned.is_none(),
+        "create finished within its first poll: {abandoned:?}"
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while !processes_mentioning(&marker).is_empty() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the abandoned command still runs"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 const ORPHAN_HELPER_ENV: &str = "PUNIE_ORPHAN_HELPER";
@@ -460,6 +504,12 @@ async fn landlock_confines_writes_to_the_workspace() {
         std::fs::read_to_string(outside.0.join("keep.txt")).unwrap(),
         "keep"
     );
+    // Nor can an outside file be hard-linked into the root (to be edited there later).
+    let (status, _) = fx
+        .run(&format!("ln '{}/keep.txt' hard.txt", outside.0.display()))
+        .await;
+    assert!(!status.success());
+    assert!(!fx.root.join("hard.txt").exists());
 
     // Inside the root, the temp dir and /dev/null, writing works; reading works everywhere.
     let temp_file = std::env::temp_dir().join(format!("punie-landlock-{}.txt", std::process::id()));

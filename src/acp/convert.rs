@@ -5,6 +5,7 @@ use agent_client_protocol::v1::schema as wire;
 use crate::agent::{
     AgentError, StopReason, ToolCallChange, ToolCallStart, ToolCallStatus, TurnEvent,
 };
+use crate::tools::mcp::McpServerConfig;
 use crate::workspace::{ExitStatus, PermissionOutcome, TerminalId, ToolContent, ToolKind};
 
 pub(crate) fn tool_kind(kind: ToolKind) -> wire::ToolKind {
@@ -71,8 +72,31 @@ pub(crate) fn tool_call_update(change: ToolCallChange) -> wire::ToolCallUpdate {
     wire::ToolCallUpdate::new(change.id, fields)
 }
 
-pub(crate) fn session_update(event: TurnEvent) -> wire::SessionUpdate {
-    match event {
+/// Which optional session updates the editor understands.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct UpdateSupport {
+    /// `usage_update`: sent to clients that advertise session capabilities (the newer
+    /// capability set that came with it); older clients may reject unknown updates.
+    pub(crate) usage: bool,
+    /// `notice`: advertised as `clientCapabilities.session.notices`.
+    pub(crate) notices: bool,
+}
+
+impl UpdateSupport {
+    pub(crate) fn of(caps: &wire::ClientCapabilities) -> Self {
+        Self {
+            usage: caps.session.is_some(),
+            notices: caps.session.as_ref().is_some_and(|s| s.notices.is_some()),
+        }
+    }
+}
+
+/// The `session/update` for an event, or `None` when this editor would not understand it.
+pub(crate) fn session_update(
+    event: TurnEvent,
+    support: UpdateSupport,
+) -> Option<wire::SessionUpdate> {
+    Some(match event {
         TurnEvent::MessageChunk(text) => {
             wire::SessionUpdate::AgentMessageChunk(wire::ContentChunk::new(text.into()))
         }
@@ -83,7 +107,17 @@ pub(crate) fn session_update(event: TurnEvent) -> wire::SessionUpdate {
         TurnEvent::ToolCallUpdate(change) => {
             wire::SessionUpdate::ToolCallUpdate(tool_call_update(change))
         }
-    }
+        TurnEvent::Usage { used, size } if support.usage => {
+            wire::SessionUpdate::UsageUpdate(wire::UsageUpdate::new(used, size))
+        }
+        TurnEvent::Usage { .. } => return None,
+        TurnEvent::Notice { title, description } if support.notices => wire::SessionUpdate::Notice(
+            wire::Notice::new(wire::NoticeSeverity::Info, title).description(description),
+        ),
+        TurnEvent::Notice { description, .. } => wire::SessionUpdate::AgentMessageChunk(
+            wire::ContentChunk::new(format!("_({description})_\n\n").into()),
+        ),
+    })
 }
 
 pub(crate) fn stop_reason(stop: StopReason) -> wire::StopReason {
@@ -177,4 +211,30 @@ pub(crate) fn exit_status(status: &wire::TerminalExitStatus) -> ExitStatus {
         exit_code: status.exit_code,
         signal: status.signal.clone(),
     }
+}
+
+/// The MCP servers of a `session/new`, in Punie's terms.
+pub(crate) fn mcp_servers(servers: Vec<wire::McpServer>) -> Vec<McpServerConfig> {
+    servers
+        .into_iter()
+        .filter_map(|server| match server {
+            wire::McpServer::Stdio(s) => Some(McpServerConfig::Stdio {
+                name: s.name,
+                command: s.command,
+                args: s.args,
+                env: s.env.into_iter().map(|v| (v.name, v.value)).collect(),
+            }),
+            wire::McpServer::Http(s) => Some(McpServerConfig::Http {
+                name: s.name,
+                url: s.url,
+                headers: s.headers.into_iter().map(|h| (h.name, h.value)).collect(),
+            }),
+            wire::McpServer::Sse(s) => Some(McpServerConfig::Sse {
+                name: s.name,
+                url: s.url,
+                headers: s.headers.into_iter().map(|h| (h.name, h.value)).collect(),
+            }),
+            _ => None,
+        })
+        .collect()
 }

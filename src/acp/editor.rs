@@ -14,16 +14,27 @@ use agent_client_protocol::{Client, JsonRpcRequest};
 use futures::future::BoxFuture;
 
 use super::convert;
+use crate::agent::TurnObserver;
 use crate::workspace::{
     CommandRequest, ExitStatus, FileSystem, PermissionOutcome, PermissionRequest, Permissions,
     Result, TerminalId, TerminalOutput, Terminals, WorkspaceError, WorkspacePath,
 };
 
 /// The connection to the editor, for one session.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub(crate) struct Editor {
     pub(crate) cx: ConnectionTo<Client>,
     pub(crate) session_id: wire::SessionId,
+    /// Receives the timing of each editor round trip.
+    pub(crate) observer: Option<Arc<dyn TurnObserver>>,
+}
+
+impl std::fmt::Debug for Editor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Editor")
+            .field("session_id", &self.session_id)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Editor {
@@ -34,7 +45,11 @@ impl Editor {
         let method = request.method().to_owned();
         let started = std::time::Instant::now();
         let result = self.cx.send_request(request).block_task().await;
-        tracing::debug!(session = %self.session_id.0, %method, elapsed_ms = started.elapsed().as_millis() as u64, ok = result.is_ok(), "editor request");
+        let elapsed = started.elapsed();
+        tracing::debug!(session = %self.session_id.0, %method, elapsed_ms = elapsed.as_millis() as u64, ok = result.is_ok(), "editor request");
+        if let Some(observer) = &self.observer {
+            observer.editor_request(&self.session_id.0, &method, elapsed, result.is_ok());
+        }
         result
     }
 }
@@ -109,7 +124,16 @@ pub(crate) struct EditorFiles {
     pub(crate) root: PathBuf,
     pub(crate) can_read: bool,
     pub(crate) can_write: bool,
-    pub(crate) fallback: Arc<dyn FileSystem>,
+    /// Serves whichever of read and write the editor does not offer.
+    pub(crate) fallback: Option<Arc<dyn FileSystem>>,
+}
+
+impl EditorFiles {
+    fn fallback(&self) -> &dyn FileSystem {
+        self.fallback
+            .as_deref()
+            .expect("a local file system backs what the editor does not offer")
+    }
 }
 
 impl FileSystem for EditorFiles {
@@ -120,7 +144,7 @@ impl FileSystem for EditorFiles {
         limit: Option<u32>,
     ) -> BoxFuture<'a, Result<String>> {
         if !self.can_read {
-            return self.fallback.read_text_file(path, line, limit);
+            return self.fallback().read_text_file(path, line, limit);
         }
         Box::pin(async move {
             refuse_symlink_escape(&self.root, path)?;
@@ -143,7 +167,7 @@ impl FileSystem for EditorFiles {
         content: &'a str,
     ) -> BoxFuture<'a, Result<()>> {
         if !self.can_write {
-            return self.fallback.write_text_file(path, content);
+            return self.fallback().write_text_file(path, content);
         }
         Box::pin(async move {
             refuse_symlink_escape(&self.root, path)?;
@@ -163,7 +187,7 @@ impl FileSystem for EditorFiles {
     fn provider(&self) -> &'static str {
         match (self.can_read, self.can_write) {
             (true, true) => "editor",
-            (false, false) => self.fallback.provider(),
+            (false, false) => "local",
             _ => "editor+local",
         }
     }

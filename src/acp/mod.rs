@@ -6,7 +6,11 @@
 //! which.
 
 mod convert;
+mod discovery;
 mod editor;
+#[cfg(feature = "testing")]
+pub(crate) mod testing;
+mod websocket;
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -16,11 +20,13 @@ use agent_client_protocol::v1::ConnectionTo;
 use agent_client_protocol::v1::schema as wire;
 use agent_client_protocol::{Agent as AgentRole, Client, ConnectTo};
 
-use crate::agent::{Agent, EventSink, TurnEvent};
-use crate::tools::builtin::default_toolset;
-use crate::workspace::local::{LocalFileSystem, LocalTerminals, SandboxOptions};
+use crate::agent::{Agent, EventSink, Session, ToolsLoading, TurnEvent};
+use crate::tools::mcp::{DEFAULT_CONNECT_TIMEOUT, McpConnections, McpServerConfig};
+use crate::workspace::local::{LocalFileSystem, LocalTerminals};
 use crate::workspace::{FileSystem, Terminals, Workspace, WorkspaceError};
 use editor::{Editor, EditorFiles, EditorPermissions, EditorTerminals};
+
+pub use websocket::websocket_transport;
 
 /// What can end an ACP connection abnormally.
 #[derive(Debug, thiserror::Error)]
@@ -31,23 +37,18 @@ pub enum AcpError {
     Connection(String),
 }
 
-/// How connections are served.
-#[derive(Clone, Debug, Default)]
-#[non_exhaustive]
-pub struct ServeOptions {
-    /// How local commands are confined, for editors that do not run commands themselves.
-    pub sandbox: SandboxOptions,
-}
-
 /// Sends a session's events to the editor as `session/update` notifications.
 struct EditorEvents {
     cx: ConnectionTo<Client>,
+    support: convert::UpdateSupport,
 }
 
 impl EventSink for EditorEvents {
     fn emit(&self, session_id: &str, event: TurnEvent) {
-        let notification =
-            wire::SessionNotification::new(session_id.to_owned(), convert::session_update(event));
+        let Some(update) = convert::session_update(event, self.support) else {
+            return;
+        };
+        let notification = wire::SessionNotification::new(session_id.to_owned(), update);
         if let Err(error) = self.cx.send_notification(notification) {
             tracing::debug!(session = session_id, %error, "could not send session/update");
         }
@@ -59,46 +60,68 @@ struct Connection {
     agent: Arc<Agent>,
     client: Mutex<wire::ClientCapabilities>,
     sessions: Mutex<Vec<String>>,
-    sandbox: SandboxOptions,
 }
 
 impl Connection {
+    /// True when the editor advertised Punie's tool discovery extension.
+    fn discovery_advertised(&self) -> bool {
+        discovery::advertised(&self.client.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
     /// Builds a session's workspace: each capability the editor advertised is served by the
-    /// editor, every other one by the local sandbox confined to `root`.
+    /// editor, every other one by the local sandbox confined to `root` (which then must exist).
     fn workspace(
         &self,
         cx: &ConnectionTo<Client>,
         root: PathBuf,
-    ) -> Result<impl FnOnce(&str) -> Workspace, String> {
+    ) -> Result<impl FnOnce(&str) -> Workspace + use<>, String> {
         let caps = self
             .client
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone();
+        let editor_files = caps.fs.read_text_file && caps.fs.write_text_file;
+        if (!editor_files || !caps.terminal) && !root.is_dir() {
+            return Err(format!(
+                "cwd {} is not an existing directory",
+                root.display()
+            ));
+        }
         let local_error =
             |e: WorkspaceError| format!("cannot use {} as the workspace: {e}", root.display());
-        let local_files: Arc<dyn FileSystem> =
-            Arc::new(LocalFileSystem::new(root.clone()).map_err(local_error)?);
-        let local_terminals: Option<Arc<dyn Terminals>> = if caps.terminal {
+        let local_files: Option<Arc<dyn FileSystem>> = if editor_files {
             None
         } else {
             Some(Arc::new(
-                LocalTerminals::new(root.clone(), self.sandbox.clone()).map_err(local_error)?,
+                LocalFileSystem::new(root.clone()).map_err(local_error)?,
+            ))
+        };
+        let local_terminals: Option<Arc<dyn Terminals>> = if caps.terminal {
+            None
+        } else {
+            let sandbox = self.agent.sandbox().clone();
+            Some(Arc::new(
+                LocalTerminals::new(root.clone(), sandbox).map_err(local_error)?,
             ))
         };
         let cx = cx.clone();
+        let observer = self.agent.observer().cloned();
         Ok(move |session_id: &str| {
             let editor = Editor {
                 cx,
                 session_id: wire::SessionId::new(session_id),
+                observer,
             };
-            let files = Arc::new(EditorFiles {
-                editor: editor.clone(),
-                root: root.clone(),
-                can_read: caps.fs.read_text_file,
-                can_write: caps.fs.write_text_file,
-                fallback: local_files,
-            });
+            let files: Arc<dyn FileSystem> = match local_files {
+                Some(local) if !caps.fs.read_text_file && !caps.fs.write_text_file => local,
+                fallback => Arc::new(EditorFiles {
+                    editor: editor.clone(),
+                    root: root.clone(),
+                    can_read: caps.fs.read_text_file,
+                    can_write: caps.fs.write_text_file,
+                    fallback,
+                }),
+            };
             let terminals = local_terminals.unwrap_or_else(|| {
                 Arc::new(EditorTerminals {
                     editor: editor.clone(),
@@ -114,10 +137,107 @@ impl Connection {
     }
 }
 
+/// The id of the session config option that picks the model.
+const MODEL_OPTION: &str = "model";
+/// The pre-config-option way to switch models, still sent by some clients.
+const LEGACY_SET_MODEL: &str = "session/set_model";
+
+/// The session's config options: a model picker, when the back end can switch models.
+async fn model_options(agent: &Agent, session: &Session) -> Vec<wire::SessionConfigOption> {
+    let (current, available) = agent.session_models(session).await;
+    let Some(current) = current.or_else(|| available.first().cloned()) else {
+        return Vec::new();
+    };
+    if available.is_empty() {
+        return Vec::new();
+    }
+    let mut models = available;
+    if !models.contains(&current) {
+        models.insert(0, current.clone());
+    }
+    let options: Vec<wire::SessionConfigSelectOption> = models
+        .iter()
+        .map(|m| wire::SessionConfigSelectOption::new(m.clone(), m.clone()))
+        .collect();
+    vec![
+        wire::SessionConfigOption::select(MODEL_OPTION, "Model", current, options)
+            .description("The model Punie uses from the next request on".to_owned())
+            .category(wire::SessionConfigOptionCategory::Model),
+    ]
+}
+
+async fn set_config_option(
+    agent: &Agent,
+    request: wire::SetSessionConfigOptionRequest,
+) -> Result<wire::SetSessionConfigOptionResponse, agent_client_protocol::Error> {
+    let session = agent
+        .session(&request.session_id.0)
+        .map_err(|e| convert::rpc_error(&e))?;
+    let value = match (&*request.config_id.0, &request.value) {
+        (MODEL_OPTION, wire::SessionConfigOptionValue::ValueId { value }) => value.0.to_string(),
+        (MODEL_OPTION, _) => {
+            return Err(invalid_params(
+                "the model option takes a model id".to_owned(),
+            ));
+        }
+        (other, _) => {
+            return Err(invalid_params(format!(
+                "unknown config option {other:?}; Punie has \"{MODEL_OPTION}\""
+            )));
+        }
+    };
+    agent
+        .set_session_model(&session, &value)
+        .await
+        .map_err(|e| invalid_params(e.to_string()))?;
+    Ok(wire::SetSessionConfigOptionResponse::new(
+        model_options(agent, &session).await,
+    ))
+}
+
+async fn set_model_legacy(
+    agent: &Agent,
+    params: &serde_json::Value,
+) -> Result<serde_json::Value, agent_client_protocol::Error> {
+    let session_id = params
+        .get("sessionId")
+        .and_then(|v| v.as_str())
+        .ok_or_else(|| invalid_params("sessionId is missing".to_owned()))?;
+    let model = params
+        .get("modelId")
+        .and_then(|v| v.as_str())
+        .ok_or_else(|| invalid_params("modelId is missing".to_owned()))?;
+    let session = agent
+        .session(session_id)
+        .map_err(|e| convert::rpc_error(&e))?;
+    agent
+        .set_session_model(&session, model)
+        .await
+        .map_err(|e| invalid_params(e.to_string()))?;
+    Ok(serde_json::json!({}))
+}
+
+/// Connects a session's MCP servers in the background (`session/new` does not wait); their
+/// tools join the session, and servers that fail are reported to the person.
+async fn connect_mcp(session: Arc<Session>, servers: Vec<McpServerConfig>, loading: ToolsLoading) {
+    let (connections, problems) = McpConnections::connect(servers, DEFAULT_CONNECT_TIMEOUT).await;
+    tracing::info!(session = session.id(), servers = ?connections.servers(), failed = problems.len(), "MCP servers connected");
+    for problem in problems {
+        tracing::warn!(session = session.id(), %problem, "MCP server unavailable; its tools are dropped");
+        session.notify(
+            "MCP server unavailable",
+            format!("{problem}. Its tools are not available in this session."),
+        );
+    }
+    session.attach_mcp(connections);
+    drop(loading);
+}
+
 fn initialize_response(agent: &Agent) -> wire::InitializeResponse {
     let info = wire::Implementation::new("punie", env!("CARGO_PKG_VERSION"))
         .title(agent.config().display_name.clone());
     let capabilities = wire::AgentCapabilities::new()
+        .mcp_capabilities(wire::McpCapabilities::new().http(true).sse(false))
         .prompt_capabilities(wire::PromptCapabilities::new().embedded_context(true));
     wire::InitializeResponse::new(ProtocolVersion::V1)
         .agent_capabilities(capabilities)
@@ -130,20 +250,70 @@ fn invalid_params(message: String) -> agent_client_protocol::Error {
     error
 }
 
+/// `_punie/perf_report` (editor → agent): the perf report, when the agent records one
+/// (`--perf`). Params `{}`, absent, or `{"format": "html" | "json"}`; the answer holds `html`
+/// (the standalone page) and/or `json` (the same data), or a -32601 error when perf is off.
+#[derive(
+    Debug, Clone, serde::Serialize, serde::Deserialize, agent_client_protocol::JsonRpcRequest,
+)]
+#[request(method = "_punie/perf_report", response = PerfReportResponse)]
+struct PerfReportRequest(Option<PerfReportParams>);
+
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+struct PerfReportParams {
+    #[serde(default)]
+    format: Option<String>,
+}
+
+#[derive(
+    Debug, Clone, serde::Serialize, serde::Deserialize, agent_client_protocol::JsonRpcResponse,
+)]
+struct PerfReportResponse {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    html: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    json: Option<serde_json::Value>,
+}
+
+fn perf_report(
+    observer: Option<&dyn crate::agent::TurnObserver>,
+    request: PerfReportRequest,
+) -> Result<PerfReportResponse, agent_client_protocol::Error> {
+    let (html, json) = match request.0.and_then(|p| p.format).as_deref() {
+        None => (true, true),
+        Some("html") => (true, false),
+        Some("json") => (false, true),
+        Some(other) => {
+            return Err(invalid_params(format!(
+                "unknown format {other:?}: use \"html\" or \"json\""
+            )));
+        }
+    };
+    let response = PerfReportResponse {
+        html: observer.filter(|_| html).and_then(|o| o.report_html()),
+        json: observer.filter(|_| json).and_then(|o| o.report_json()),
+    };
+    if response.html.is_none() && response.json.is_none() {
+        return Err(agent_client_protocol::Error::new(
+            agent_client_protocol::ErrorCode::METHOD_NOT_FOUND,
+            "perf is off: start punie with --perf or PUNIE_PERF=1",
+        ));
+    }
+    Ok(response)
+}
+
 /// Serves `agent` to one editor over `transport` until the editor hangs up.
 ///
 /// Sessions opened over this connection are closed (their turns cancelled, their commands
 /// killed) when it ends.
 pub async fn serve<T: ConnectTo<AgentRole>>(
     agent: Arc<Agent>,
-    options: ServeOptions,
     transport: T,
 ) -> Result<(), AcpError> {
     let state = Arc::new(Connection {
         agent: agent.clone(),
         client: Mutex::default(),
         sessions: Mutex::default(),
-        sandbox: options.sandbox,
     });
     let result = AgentRole
         .v1()
@@ -177,17 +347,11 @@ pub async fn serve<T: ConnectTo<AgentRole>>(
             {
                 let state = state.clone();
                 async move |request: wire::NewSessionRequest, responder, cx| {
-                    let cwd = request.cwd;
+                    let cwd = request.cwd.clone();
                     if !cwd.is_absolute() {
                         return responder.respond_with_error(invalid_params(format!(
                             "cwd must be an absolute path, got {:?}",
                             cwd.display().to_string()
-                        )));
-                    }
-                    if !cwd.is_dir() {
-                        return responder.respond_with_error(invalid_params(format!(
-                            "cwd {} is not an existing directory",
-                            cwd.display()
                         )));
                     }
                     let workspace = match state.workspace(&cx, cwd) {
@@ -196,13 +360,49 @@ pub async fn serve<T: ConnectTo<AgentRole>>(
                             return responder.respond_with_error(invalid_params(message));
                         }
                     };
-                    let session = state.agent.new_session(workspace, default_toolset());
+                    let session = state.agent.new_session(workspace, state.agent.toolset());
+                    let id = session.id().to_owned();
                     state
                         .sessions
                         .lock()
                         .unwrap_or_else(|p| p.into_inner())
-                        .push(session.id().to_owned());
-                    responder.respond(wire::NewSessionResponse::new(session.id().to_owned()))
+                        .push(id.clone());
+                    let discovery = state
+                        .discovery_advertised()
+                        .then(|| session.loading_tools());
+                    let mcp_servers = convert::mcp_servers(request.mcp_servers);
+                    let mcp = (!mcp_servers.is_empty()).then(|| session.loading_tools());
+                    let agent = state.agent.clone();
+                    let editor = Editor {
+                        cx: cx.clone(),
+                        session_id: wire::SessionId::new(id.clone()),
+                        observer: agent.observer().cloned(),
+                    };
+                    // Listing the server's models may take a moment: answer from a task so the
+                    // dispatch loop stays free. The response goes out before anything else
+                    // about the session.
+                    tokio::spawn(async move {
+                        let options = model_options(&agent, &session).await;
+                        let response = wire::NewSessionResponse::new(id).config_options(options);
+                        if let Err(error) = responder.respond(response) {
+                            tracing::debug!(%error, "could not answer session/new");
+                        }
+                        if let Some(loading) = discovery {
+                            let (available, extra) =
+                                (agent.toolset(), agent.extra_tools().to_vec());
+                            tokio::spawn(discovery::discover(
+                                editor,
+                                session.clone(),
+                                loading,
+                                available,
+                                extra,
+                            ));
+                        }
+                        if let Some(loading) = mcp {
+                            tokio::spawn(connect_mcp(session, mcp_servers, loading));
+                        }
+                    });
+                    Ok(())
                 }
             },
             agent_client_protocol::on_receive_request!(),
@@ -221,7 +421,10 @@ pub async fn serve<T: ConnectTo<AgentRole>>(
                             return responder.respond_with_error(convert::rpc_error(&error));
                         }
                     };
-                    let events = Arc::new(EditorEvents { cx });
+                    let support = convert::UpdateSupport::of(
+                        &state.client.lock().unwrap_or_else(|p| p.into_inner()),
+                    );
+                    let events = Arc::new(EditorEvents { cx, support });
                     // The turn runs on its own task so the dispatch loop stays free for
                     // `session/cancel` and the editor's answers to our requests.
                     tokio::spawn(async move {
@@ -231,6 +434,22 @@ pub async fn serve<T: ConnectTo<AgentRole>>(
                             .map_err(|error| convert::rpc_error(&error));
                         if let Err(error) = responder.respond_with_result(response) {
                             tracing::debug!(%error, "could not answer session/prompt");
+                        }
+                    });
+                    Ok(())
+                }
+            },
+            agent_client_protocol::on_receive_request!(),
+        )
+        .on_receive_request(
+            {
+                let state = state.clone();
+                async move |request: wire::SetSessionConfigOptionRequest, responder, _cx| {
+                    let agent = state.agent.clone();
+                    tokio::spawn(async move {
+                        let result = set_config_option(&agent, request).await;
+                        if let Err(error) = responder.respond_with_result(result) {
+                            tracing::debug!(%error, "could not answer session/set_config_option");
                         }
                     });
                     Ok(())
@@ -250,6 +469,47 @@ pub async fn serve<T: ConnectTo<AgentRole>>(
             },
             agent_client_protocol::on_receive_notification!(),
         )
+        .on_receive_request(
+            {
+                let agent = agent.clone();
+                async move |request: PerfReportRequest, responder, _cx| {
+                    // Rendering a long recording takes a while: off the dispatch loop.
+                    let agent = agent.clone();
+                    tokio::task::spawn_blocking(move || {
+                        let response = perf_report(agent.observer().map(|o| o.as_ref()), request);
+                        if let Err(error) = responder.respond_with_result(response) {
+                            tracing::debug!(%error, "could not answer _punie/perf_report");
+                        }
+                    });
+                    Ok(())
+                }
+            },
+            agent_client_protocol::on_receive_request!(),
+        )
+        .on_receive_request(
+            {
+                let state = state.clone();
+                // Registered last: it sees only requests no other handler took.
+                async move |request: agent_client_protocol::UntypedMessage, responder, _cx| {
+                    let (method, params) = request.into_parts();
+                    if method != LEGACY_SET_MODEL {
+                        let mut error =
+                            agent_client_protocol::Error::method_not_found().data(method.clone());
+                        error.message = format!("Method not found: {method}");
+                        return responder.respond_with_error(error);
+                    }
+                    let agent = state.agent.clone();
+                    tokio::spawn(async move {
+                        let result = set_model_legacy(&agent, &params).await;
+                        if let Err(error) = responder.respond_with_result(result) {
+                            tracing::debug!(%error, "could not answer session/set_model");
+                        }
+                    });
+                    Ok(())
+                }
+            },
+            agent_client_protocol::on_receive_request!(),
+        )
         .connect_to(transport)
         .await;
 
@@ -261,7 +521,22 @@ pub async fn serve<T: ConnectTo<AgentRole>>(
     result.map_err(|e| AcpError::Connection(e.to_string()))
 }
 
+/// Serves `agent` to one editor over any byte stream pair (a socket, a pipe, an in-memory
+/// duplex), newline-delimited JSON-RPC as on stdio.
+pub async fn serve_io<R, W>(agent: Arc<Agent>, reader: R, writer: W) -> Result<(), AcpError>
+where
+    R: tokio::io::AsyncRead + Send + 'static,
+    W: tokio::io::AsyncWrite + Send + 'static,
+{
+    use tokio_util::compat::{TokioAsyncReadCompatExt, TokioAsyncWriteCompatExt};
+    let transport = agent_client_protocol::ByteStreams::new(
+        Box::pin(writer).compat_write(),
+        Box::pin(reader).compat(),
+    );
+    serve(agent, transport).await
+}
+
 /// Serves `agent` to the editor that started this process, over stdin and stdout.
-pub async fn serve_stdio(agent: Arc<Agent>, options: ServeOptions) -> Result<(), AcpError> {
-    serve(agent, options, agent_client_protocol::Stdio::new()).await
+pub async fn serve_stdio(agent: Arc<Agent>) -> Result<(), AcpError> {
+    serve(agent, agent_client_protocol::Stdio::new()).await
 }

@@ -22,6 +22,8 @@ pub struct AgentConfig {
     pub bad_tool_call_retries: u32,
     /// How long `run_command` waits before leaving a command in the background.
     pub command_timeout: Duration,
+    /// The context window to assume when the model server does not report one.
+    pub context_size: Option<u32>,
 }
 
 impl Default for AgentConfig {
@@ -35,6 +37,7 @@ impl Default for AgentConfig {
             empty_answer_retries: 2,
             bad_tool_call_retries: 3,
             command_timeout: Duration::from_secs(120),
+            context_size: None,
         }
     }
 }

@@ -66,6 +66,21 @@ pub enum TurnEvent {
     ToolCall(ToolCallStart),
     /// A tool call changed.
     ToolCallUpdate(ToolCallChange),
+    /// How full the model's context window is, estimated before a model request.
+    Usage {
+        /// Tokens in the prompt (estimated, or as the server counted them).
+        used: u64,
+        /// The context window in tokens.
+        size: u64,
+    },
+    /// Something the person should know that is not part of the answer (the history was
+    /// compacted, an MCP server failed to start…).
+    Notice {
+        /// A short title.
+        title: String,
+        /// The details.
+        description: String,
+    },
 }
 
 /// Receives a session's events, in order.

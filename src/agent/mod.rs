@@ -3,8 +3,11 @@
 //! [`Agent`] owns the model and the sessions; each prompt runs a turn loop that streams the
 //! model's answer, runs the tools it calls and reports [`TurnEvent`]s to an [`EventSink`].
 
+mod builder;
 mod config;
+mod context;
 mod events;
+mod observe;
 mod session;
 mod turn;
 
@@ -13,13 +16,20 @@ use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+pub use builder::{AgentBuilder, BuildError};
 pub use config::AgentConfig;
 pub use events::{EventSink, ToolCallChange, ToolCallStart, ToolCallStatus, TurnEvent};
-pub use session::Session;
+pub use observe::{ModelRequestStats, ToolCallStats, TurnObserver};
+pub use session::{Session, ToolsLoading};
 
 use crate::llm::{ChatModel, LlmError, Message};
-use crate::tools::Toolset;
+use crate::tools::builtin::default_toolset;
+use crate::tools::{Tool, Toolset};
 use crate::workspace::Workspace;
+use crate::workspace::local::SandboxOptions;
+
+/// How long a prompt waits for tools that are still loading (editor catalog, MCP servers).
+const TOOLS_LOADING_LIMIT: std::time::Duration = std::time::Duration::from_secs(15);
 
 /// Why a turn ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -48,12 +58,33 @@ pub enum AgentError {
     /// The model server failed.
     #[error(transparent)]
     Model(#[from] LlmError),
+    /// The model asked for is not one the server offers.
+    #[error("unknown model {model:?}: the server offers {}", if available.is_empty() { "no other models".to_owned() } else { available.join(", ") })]
+    UnknownModel {
+        /// The model asked for.
+        model: String,
+        /// What the server offers.
+        available: Vec<String>,
+    },
+    /// Even after compacting the history, the request does not fit the context window.
+    #[error(
+        "the conversation needs about {needed} tokens but the model's context window is {window} tokens, even after compacting the history — start a new session, or load the model with a larger context (llama-server -c, Ollama num_ctx, LM Studio's context length) and pass --context-size"
+    )]
+    ContextTooSmall {
+        /// Estimated tokens needed (prompt plus the smallest answer).
+        needed: u32,
+        /// The context window.
+        window: u32,
+    },
 }
 
 /// The agent: a model, settings, and the open sessions.
 pub struct Agent {
     model: Arc<dyn ChatModel>,
     config: AgentConfig,
+    extra_tools: Vec<Arc<dyn Tool>>,
+    sandbox: SandboxOptions,
+    observer: Option<Arc<dyn TurnObserver>>,
     sessions: Mutex<HashMap<String, Arc<Session>>>,
     call_counter: AtomicU64,
 }
@@ -73,9 +104,47 @@ impl Agent {
         Self {
             model,
             config,
+            extra_tools: Vec::new(),
+            sandbox: SandboxOptions::default(),
+            observer: None,
             sessions: Mutex::default(),
             call_counter: AtomicU64::new(0),
         }
+    }
+
+    /// Starts building an agent.
+    pub fn builder() -> AgentBuilder {
+        AgentBuilder::new()
+    }
+
+    /// The tools a new session gets: the built-in ones plus those added with
+    /// [`AgentBuilder::tool`].
+    pub fn toolset(&self) -> Toolset {
+        let mut tools = default_toolset();
+        for tool in &self.extra_tools {
+            tools.add(tool.clone());
+        }
+        tools
+    }
+
+    /// The tools added with [`AgentBuilder::tool`].
+    pub fn extra_tools(&self) -> &[Arc<dyn Tool>] {
+        &self.extra_tools
+    }
+
+    /// The timing observer, if any.
+    pub fn observer(&self) -> Option<&Arc<dyn TurnObserver>> {
+        self.observer.as_ref()
+    }
+
+    /// How local commands are confined.
+    pub fn sandbox(&self) -> &SandboxOptions {
+        &self.sandbox
+    }
+
+    /// How many sessions are open.
+    pub fn session_count(&self) -> usize {
+        self.sessions().len()
     }
 
     /// The settings.
@@ -131,6 +200,7 @@ impl Agent {
                 .terminals
                 .release_all(session.workspace.terminals.as_ref())
                 .await;
+            session.shutdown_mcp().await;
         }
     }
 
@@ -140,6 +210,48 @@ impl Agent {
         for id in ids {
             self.close_session(&id).await;
         }
+    }
+
+    /// The model a session uses and the models it could switch to (empty when the back end
+    /// cannot switch or its server does not answer).
+    pub async fn session_models(&self, session: &Session) -> (Option<String>, Vec<String>) {
+        let model = session
+            .model_override()
+            .unwrap_or_else(|| self.model.clone());
+        let current = session.model_name().or(model.model_name().await);
+        let available =
+            match tokio::time::timeout(std::time::Duration::from_secs(3), model.available_models())
+                .await
+            {
+                Ok(Ok(models)) => models,
+                Ok(Err(error)) => {
+                    tracing::debug!(%error, "cannot list the server's models");
+                    Vec::new()
+                }
+                Err(_) => Vec::new(),
+            };
+        (current, available)
+    }
+
+    /// Switches a session to another model of the same back end, from its next model request.
+    pub async fn set_session_model(&self, session: &Session, name: &str) -> Result<(), AgentError> {
+        let (_, available) = self.session_models(session).await;
+        if !available.iter().any(|m| m == name) {
+            return Err(AgentError::UnknownModel {
+                model: name.to_owned(),
+                available,
+            });
+        }
+        let model = self
+            .model
+            .switch_to(name)
+            .ok_or_else(|| AgentError::UnknownModel {
+                model: name.to_owned(),
+                available: Vec::new(),
+            })?;
+        tracing::info!(session = %session.id, model = name, "session model switched");
+        session.set_model(name.to_owned(), model);
+        Ok(())
     }
 
     /// Cancels the running turn of a session, if any.
@@ -216,15 +328,32 @@ impl PendingTurn {
         working.push(Message::User {
             content: self.prompt,
         });
+        // Tools from the editor's catalog or MCP servers may still be arriving.
+        tokio::select! {
+            _ = session.wait_for_tools(TOOLS_LOADING_LIMIT) => {}
+            _ = self.cancel.cancelled() => {}
+        }
         let turn = turn::Turn {
             session: &session,
-            model: agent.model.as_ref(),
+            model: &agent.model,
             config: &agent.config,
             events,
             cancel: self.cancel,
             call_counter: &agent.call_counter,
+            toolset: session.toolset(),
+            observer: agent.observer.as_deref(),
         };
+        if let Some(observer) = &agent.observer {
+            observer.turn_started(&session.id);
+        }
         let result = turn.run(&mut working).await;
+        if let Some(observer) = &agent.observer {
+            observer.turn_finished(
+                &session.id,
+                result.as_ref().ok().copied(),
+                started.elapsed(),
+            );
+        }
         session.end_turn();
         match result {
             Ok(stop) => {
@@ -234,7 +363,7 @@ impl PendingTurn {
             }
             Err(error) => {
                 tracing::warn!(session = %session.id, %error, elapsed_ms = started.elapsed().as_millis() as u64, "turn failed");
-                Err(error.into())
+                Err(error)
             }
         }
     }

@@ -4,15 +4,16 @@
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
+use super::context::{self, DEFAULT_CONTEXT_TOKENS, KEPT_TURNS, MIN_ANSWER_TOKENS};
 use super::events::{EventSink, ToolCallChange, ToolCallStart, ToolCallStatus, TurnEvent};
 use super::session::Session;
-use super::{AgentConfig, StopReason};
+use super::{AgentConfig, AgentError, ModelRequestStats, StopReason, ToolCallStats, TurnObserver};
 use crate::llm::{ChatModel, ChatRequest, FinishReason, LlmError, Message, ModelEvent, ToolCall};
 use crate::tools::{ToolContext, ToolError};
 use crate::workspace::{PermissionOutcome, PermissionRequest, ToolContent, WorkspaceError};
@@ -34,6 +35,19 @@ struct Answer {
     finish: Option<FinishReason>,
 }
 
+impl Answer {
+    /// True once anything of the answer reached the person.
+    fn streamed(&self) -> bool {
+        !self.text.is_empty() || !self.tool_calls.is_empty()
+    }
+}
+
+/// The most characters of one tool result that enter the history: about a quarter of the
+/// window (at 3 bytes per token), and never less than 1000.
+fn tool_result_limit(window: u32) -> usize {
+    (window as usize / 4 * 3).max(1000)
+}
+
 /// How a tool call ended, for the loop.
 enum CallOutcome {
     /// The text to answer the model with; `usable` is false when the call itself was malformed.
@@ -44,35 +58,46 @@ enum CallOutcome {
 
 pub(crate) struct Turn<'a> {
     pub(crate) session: &'a Session,
-    pub(crate) model: &'a dyn ChatModel,
+    /// The agent's model; a session may have switched to another.
+    pub(crate) model: &'a Arc<dyn ChatModel>,
     pub(crate) config: &'a AgentConfig,
     pub(crate) events: Arc<dyn EventSink>,
     pub(crate) cancel: CancellationToken,
     pub(crate) call_counter: &'a AtomicU64,
+    /// The session's tools as they were when the turn started.
+    pub(crate) toolset: crate::tools::Toolset,
+    /// Receives timings, if anyone listens.
+    pub(crate) observer: Option<&'a dyn TurnObserver>,
 }
 
 impl Turn<'_> {
+    /// The model for the next request: the session's choice, else the agent's. Read anew for
+    /// every request, so a switch takes effect between requests, never during one.
+    fn model(&self) -> Arc<dyn ChatModel> {
+        self.session
+            .model_override()
+            .unwrap_or_else(|| self.model.clone())
+    }
+
     fn emit(&self, event: TurnEvent) {
         self.events.emit(&self.session.id, event);
     }
 
     fn system_prompt(&self) -> String {
         let root = self.session.workspace.root().display();
-        let tools: Vec<String> = self
-            .session
-            .toolset
-            .iter()
-            .map(|t| format!("- {}: {}", t.name(), t.description()))
-            .collect();
+        // Tool descriptions travel with the tool schemas; naming the tools is enough here, and
+        // small context windows cannot afford saying everything twice.
+        let tools: Vec<&str> = self.toolset.iter().map(|t| t.name()).collect();
         let mut prompt = format!(
             "You are Punie, a coding agent working in the project at {root}.\n\
-             You help the user by reading, editing and running code in this project with your tools:\n{}\n\
+             You help the user by reading, editing and running code in this project with your tools ({}).\n\
              Guidelines:\n\
              - Use paths relative to the project root. You cannot access files outside it.\n\
-             - Read a file before changing it; write the complete new content with write_file.\n\
-             - The user approves every write and command; if they refuse, do not insist — ask what they want instead.\n\
+             - Read a file before changing it (large files come back in pages). Change files with small exact edits (edit_file); write whole files only to create them.\n\
+             - Search with grep, glob and list_dir instead of reading whole trees.\n\
+             - The user approves every change and command; if they refuse, do not insist — ask what they want instead.\n\
              - Call tools with valid JSON arguments. When you are done, answer the user concisely.",
-            tools.join("\n")
+            tools.join(", ")
         );
         if let Some(extra) = &self.config.instructions {
             prompt.push_str("\n\n");
@@ -84,11 +109,16 @@ impl Turn<'_> {
     /// Runs the turn on `history` (which already ends with the user's message). On success or
     /// cancellation `history` holds the complete, well-formed conversation; on error the caller
     /// discards it.
-    pub(crate) async fn run(&self, history: &mut Vec<Message>) -> Result<StopReason, LlmError> {
+    pub(crate) async fn run(&self, history: &mut Vec<Message>) -> Result<StopReason, AgentError> {
         let system = Message::System {
             content: self.system_prompt(),
         };
-        let tools = self.session.toolset.specs();
+        let tools = self.toolset.specs();
+        for (title, description) in self.session.take_notices() {
+            self.emit(TurnEvent::Notice { title, description });
+        }
+        let mut window = self.context_window().await;
+        let mut overflow_retried = false;
         let mut requests = 0;
         let mut empty_answers = 0;
         let mut bad_calls = 0;
@@ -98,6 +128,9 @@ impl Turn<'_> {
                 return Ok(StopReason::MaxTurnRequests);
             }
             requests += 1;
+            let Some(max_tokens) = self.fit(&system, &tools, history, window).await? else {
+                return Ok(StopReason::Cancelled);
+            };
             let mut messages = Vec::with_capacity(history.len() + 1);
             messages.push(system.clone());
             messages.extend(history.iter().cloned());
@@ -105,11 +138,24 @@ impl Turn<'_> {
                 messages,
                 tools: tools.clone(),
                 temperature: Some(self.config.temperature),
-                max_tokens: Some(self.config.max_tokens),
+                max_tokens: Some(max_tokens),
             };
 
             let mut answer = Answer::default();
-            let completed = self.stream_answer(request, &mut answer).await?;
+            let completed = match self.stream_answer(request, &mut answer).await {
+                Err(error)
+                    if error.is_context_overflow() && !overflow_retried && !answer.streamed() =>
+                {
+                    // Our estimate was too optimistic for this server: assume a smaller window,
+                    // compact, and try once more.
+                    overflow_retried = true;
+                    window = window * 3 / 4;
+                    tracing::warn!(session = %self.session.id, window, %error, "the server says the context overflowed; compacting and retrying");
+                    requests -= 1;
+                    continue;
+                }
+                other => other?,
+            };
             if !completed {
                 if !answer.text.is_empty() {
                     history.push(Message::Assistant {
@@ -167,7 +213,11 @@ impl Turn<'_> {
                 };
                 history.push(Message::Tool {
                     tool_call_id: call.id.clone(),
-                    content: text,
+                    content: context::head_and_tail(
+                        &text,
+                        tool_result_limit(window),
+                        "; ask for a smaller part, e.g. read_file with line and limit",
+                    ),
                 });
             }
             if cancelled {
@@ -191,6 +241,123 @@ impl Turn<'_> {
         }
     }
 
+    /// The model's context window: from the server where it says so, else the configured size,
+    /// else a conservative default.
+    async fn context_window(&self) -> u32 {
+        let from_server = unless_cancelled(&self.cancel, self.model().context_size())
+            .await
+            .flatten();
+        let (window, source) = match (from_server, self.config.context_size) {
+            (Some(size), _) => (size, "the model server"),
+            (None, Some(size)) => (size, "--context-size"),
+            (None, None) => (
+                DEFAULT_CONTEXT_TOKENS,
+                "the default (the server did not say; pass --context-size)",
+            ),
+        };
+        tracing::debug!(session = %self.session.id, window, source, "context window");
+        window
+    }
+
+    /// Makes the request fit the window: shortens old tool outputs, then summarises older turns.
+    /// Returns the `max_tokens` to ask for, or `None` if the turn was cancelled meanwhile.
+    async fn fit(
+        &self,
+        system: &Message,
+        tools: &[crate::llm::ToolSpec],
+        history: &mut Vec<Message>,
+        window: u32,
+    ) -> Result<Option<u32>, AgentError> {
+        let fits = |history: &[Message]| {
+            context::prompt_tokens(system, tools, history) + self.config.max_tokens.min(window / 2)
+                <= window
+        };
+        let before = context::prompt_tokens(system, tools, history);
+        let mut done = Vec::new();
+        if !fits(history) {
+            let keep_from = context::recent_turns_start(history, KEPT_TURNS);
+            if context::shorten_old_tool_outputs(history, keep_from) {
+                done.push("shortened old tool outputs");
+            }
+            if !fits(history) && keep_from > 0 {
+                let Some(summary) = self.summarise(&history[..keep_from], window).await else {
+                    return Ok(None);
+                };
+                context::replace_with_summary(history, keep_from, &summary);
+                done.push("summarised older turns");
+            }
+            let all = history.len();
+            if !fits(history) && context::shorten_old_tool_outputs(history, all) {
+                done.push("shortened this turn's tool outputs");
+            }
+        }
+        let used = context::prompt_tokens(system, tools, history);
+        if !done.is_empty() {
+            let description = format!(
+                "Punie {} to fit the model's {window}-token context window (about {before} → {used} tokens).",
+                done.join(" and ")
+            );
+            tracing::info!(session = %self.session.id, before, used, window, "history compacted");
+            self.emit(TurnEvent::Notice {
+                title: "History compacted".to_owned(),
+                description,
+            });
+        }
+        self.emit(TurnEvent::Usage {
+            used: used.into(),
+            size: window.into(),
+        });
+        let room = window.saturating_sub(used);
+        if room < MIN_ANSWER_TOKENS {
+            return Err(AgentError::ContextTooSmall {
+                needed: used + MIN_ANSWER_TOKENS,
+                window,
+            });
+        }
+        Ok(Some(self.config.max_tokens.min(room)))
+    }
+
+    /// Asks the model to summarise `older` messages. On failure the older turns are replaced by
+    /// a note instead, so the conversation still fits. `None` if the turn was cancelled.
+    async fn summarise(&self, older: &[Message], window: u32) -> Option<String> {
+        let room = (window as usize).saturating_sub(1024) * 3;
+        let transcript = context::head_and_tail(&context::transcript(older), room.max(2000), "");
+        let request = ChatRequest {
+            messages: vec![
+                Message::System {
+                    content: "Summarise this conversation between a user and a coding agent for the agent's own later use: \
+                              what the user wants, files read or changed, commands run and their outcome, decisions, \
+                              and what is still to do. Be concise and factual."
+                        .to_owned(),
+                },
+                Message::User { content: transcript },
+            ],
+            tools: Vec::new(),
+            temperature: Some(0.0),
+            max_tokens: Some(512.min(window / 4)),
+        };
+        let summary = async {
+            let mut stream = self.model().stream(request).await?;
+            let mut text = String::new();
+            while let Some(event) = stream.next().await {
+                if let ModelEvent::Text(piece) = event? {
+                    text.push_str(&piece);
+                }
+            }
+            Ok::<_, LlmError>(text)
+        };
+        match unless_cancelled(&self.cancel, summary).await? {
+            Ok(text) if !text.trim().is_empty() => Some(text),
+            Ok(_) | Err(_) => {
+                tracing::warn!(session = %self.session.id, "could not summarise the older turns; they are dropped");
+                Some(
+                    "(The earlier part of the conversation was dropped to fit the context window.)"
+                        .to_owned(),
+                )
+            }
+        }
+    }
+
     /// Streams one model answer into `answer`, relaying text and thoughts. Returns false when the
     /// turn was cancelled.
     async fn stream_answer(
@@ -199,44 +366,70 @@ impl Turn<'_> {
         answer: &mut Answer,
     ) -> Result<bool, LlmError> {
         let started = Instant::now();
-        let Some(stream) = unless_cancelled(&self.cancel, self.model.stream(request)).await else {
+        let mut stats = ModelRequestStats {
+            model: self.model().describe(),
+            time_to_first_token: None,
+            total: Duration::ZERO,
+            usage: None,
+            chunks: 0,
+            completed: false,
+        };
+        let result = self.relay(request, answer, started, &mut stats).await;
+        stats.total = started.elapsed();
+        stats.completed = matches!(result, Ok(true));
+        tracing::info!(
+            session = %self.session.id,
+            model = %stats.model,
+            first_token_ms = stats.time_to_first_token.map(|d| d.as_millis() as u64),
+            total_ms = stats.total.as_millis() as u64,
+            prompt_tokens = stats.usage.map(|u| u.prompt_tokens),
+            completion_tokens = stats.usage.map(|u| u.completion_tokens),
+            tool_calls = answer.tool_calls.len(),
+            finish = ?answer.finish,
+            completed = stats.completed,
+            "model request"
+        );
+        if let Some(observer) = self.observer {
+            observer.model_request(&self.session.id, &stats);
+        }
+        result
+    }
+
+    async fn relay(
+        &self,
+        request: ChatRequest,
+        answer: &mut Answer,
+        started: Instant,
+        stats: &mut ModelRequestStats,
+    ) -> Result<bool, LlmError> {
+        let model = self.model();
+        let Some(stream) = unless_cancelled(&self.cancel, model.stream(request)).await else {
             return Ok(false);
         };
         let mut stream = stream?;
-        let mut first_token = None;
         loop {
             let Some(next) = unless_cancelled(&self.cancel, stream.next()).await else {
                 return Ok(false);
             };
             let Some(event) = next else { break };
-            if first_token.is_none() {
-                first_token = Some(started.elapsed());
-            }
+            stats
+                .time_to_first_token
+                .get_or_insert_with(|| started.elapsed());
             match event? {
                 ModelEvent::Text(text) => {
+                    stats.chunks += 1;
                     answer.text.push_str(&text);
                     self.emit(TurnEvent::MessageChunk(text));
                 }
-                ModelEvent::Thought(text) => self.emit(TurnEvent::ThoughtChunk(text)),
+                ModelEvent::Thought(text) => {
+                    stats.chunks += 1;
+                    self.emit(TurnEvent::ThoughtChunk(text));
+                }
                 ModelEvent::ToolCall(call) => answer.tool_calls.push(call),
-                ModelEvent::Usage(usage) => tracing::debug!(
-                    session = %self.session.id,
-                    prompt_tokens = usage.prompt_tokens,
-                    completion_tokens = usage.completion_tokens,
-                    "model usage"
-                ),
+                ModelEvent::Usage(usage) => stats.usage = Some(usage),
                 ModelEvent::Finished(reason) => answer.finish = Some(reason),
             }
         }
-        tracing::info!(
-            session = %self.session.id,
-            model = %self.model.describe(),
-            first_token_ms = first_token.map(|d| d.as_millis() as u64),
-            total_ms = started.elapsed().as_millis() as u64,
-            tool_calls = answer.tool_calls.len(),
-            finish = ?answer.finish,
-            "model request"
-        );
         Ok(true)
     }
 
@@ -274,7 +467,6 @@ impl Turn<'_> {
             "call-{}",
             self.call_counter.fetch_add(1, Ordering::Relaxed) + 1
         );
-        let started = Instant::now();
         let parsed: Result<Value, String> = if call.arguments.trim().is_empty() {
             Ok(json!({}))
         } else {
@@ -284,7 +476,7 @@ impl Turn<'_> {
                 Err(e) => Err(format!("arguments are not valid JSON ({e})")),
             }
         };
-        let tool = self.session.toolset.get(&call.name);
+        let tool = self.toolset.get(&call.name);
         let raw_input = parsed
             .clone()
             .unwrap_or_else(|_| Value::String(call.arguments.clone()));
@@ -304,7 +496,7 @@ impl Turn<'_> {
         };
         let Some(tool) = tool else {
             announce(Vec::new());
-            let names: Vec<&str> = self.session.toolset.iter().map(|t| t.name()).collect();
+            let names: Vec<&str> = self.toolset.iter().map(|t| t.name()).collect();
             return self.fail(
                 &id,
                 format!(
@@ -385,7 +577,11 @@ impl Turn<'_> {
                     let Some(outcome) = unless_cancelled(&self.cancel, asked).await else {
                         return self.cancelled(&id);
                     };
-                    tracing::info!(session = %self.session.id, tool = tool.name(), ?outcome, wait_ms = waited.elapsed().as_millis() as u64, "permission");
+                    let waited = waited.elapsed();
+                    tracing::info!(session = %self.session.id, tool = tool.name(), ?outcome, wait_ms = waited.as_millis() as u64, "permission");
+                    if let Some(observer) = self.observer {
+                        observer.permission_wait(&self.session.id, tool.name(), waited);
+                    }
                     match outcome {
                         Ok(PermissionOutcome::AllowOnce) => true,
                         Ok(PermissionOutcome::AllowAlways) => {
@@ -400,6 +596,13 @@ impl Turn<'_> {
                         Ok(PermissionOutcome::Cancelled) | Err(WorkspaceError::Cancelled) => {
                             self.cancel.cancel();
                             return self.cancelled(&id);
+                        }
+                        Err(WorkspaceError::PermissionRefused { reason }) => {
+                            return self.fail(
+                                &id,
+                                format!("permission refused: {reason}; nothing was changed or run"),
+                                true,
+                            );
                         }
                         Err(error) => {
                             return self.fail(
@@ -423,14 +626,26 @@ impl Turn<'_> {
             }
         }
 
+        let started = Instant::now();
         self.update(&id, ToolCallStatus::InProgress, None, None);
         let Some(result) = unless_cancelled(&self.cancel, tool.call(args, &ctx)).await else {
             return self.cancelled(&id);
         };
-        let elapsed_ms = started.elapsed().as_millis() as u64;
+        let elapsed = started.elapsed();
+        let elapsed_ms = elapsed.as_millis() as u64;
+        let provider = tool.provider(&self.session.workspace);
+        if let Some(observer) = self.observer {
+            let stats = ToolCallStats {
+                name: tool.name().to_owned(),
+                provider,
+                elapsed,
+                ok: result.is_ok(),
+            };
+            observer.tool_call(&self.session.id, &stats);
+        }
         match result {
             Ok(output) => {
-                tracing::info!(session = %self.session.id, tool = tool.name(), elapsed_ms, provider = self.provider(tool.kind()), "tool call completed");
+                tracing::info!(session = %self.session.id, tool = tool.name(), elapsed_ms, provider, "tool call completed");
                 self.update(
                     &id,
                     ToolCallStatus::Completed,
@@ -447,13 +662,6 @@ impl Turn<'_> {
                 let usable = !matches!(error, ToolError::InvalidArguments { .. });
                 self.fail(&id, error.to_string(), usable)
             }
-        }
-    }
-
-    fn provider(&self, kind: crate::workspace::ToolKind) -> &'static str {
-        match kind {
-            crate::workspace::ToolKind::Execute => self.session.workspace.terminals.provider(),
-            _ => self.session.workspace.files.provider(),
         }
     }
 

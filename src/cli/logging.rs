@@ -18,6 +18,32 @@ pub fn default_log_dir() -> Option<PathBuf> {
     Some(base.join("logs"))
 }
 
+/// Checks a `--log-level` / `PUNIE_LOG` value: a level (`off`, `error`, `warn`, `info`, `debug`,
+/// `trace`), `TARGET=LEVEL` directives, or a mix separated by commas (tracing's filter syntax).
+///
+/// tracing reads a bare word as "this target at every level", so a misspelt level (`infp`)
+/// would silently log nothing useful; a bare word is therefore accepted only when it is a level
+/// or names Punie's own modules (`punie`, `punie::llm`).
+pub fn parse_filter(text: &str) -> Result<String, String> {
+    const LEVELS: &[&str] = &["off", "error", "warn", "info", "debug", "trace"];
+    if text.trim().is_empty() {
+        return Err("empty: use a level such as `info` or `debug`".to_owned());
+    }
+    for directive in text.split(',').map(str::trim).filter(|d| !d.is_empty()) {
+        let is_level = LEVELS
+            .iter()
+            .any(|level| level.eq_ignore_ascii_case(directive));
+        let ours = directive == "punie" || directive.starts_with("punie::");
+        if !is_level && !ours && !directive.contains(['=', '[']) {
+            return Err(format!(
+                "{directive:?} is not a level (off, error, warn, info, debug, trace) nor TARGET=LEVEL"
+            ));
+        }
+    }
+    EnvFilter::try_new(text).map_err(|e| e.to_string())?;
+    Ok(text.to_owned())
+}
+
 /// Starts logging to `dir` at `filter`. Keep the returned guard alive until exit: dropping it
 /// flushes the log.
 pub fn init(dir: Option<&Path>, filter: &str) -> anyhow::Result<(WorkerGuard, PathBuf)> {
@@ -46,4 +72,26 @@ pub fn init(dir: Option<&Path>, filter: &str) -> anyhow::Result<(WorkerGuard, Pa
         .with_ansi(false)
         .init();
     Ok((guard, dir))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_filter;
+
+    #[test]
+    fn filters_are_checked() {
+        for good in [
+            "info",
+            "DEBUG",
+            "punie=trace",
+            "info,punie::llm=debug",
+            "punie",
+            "warn,hyper=off",
+        ] {
+            assert!(parse_filter(good).is_ok(), "{good}");
+        }
+        for bad in ["", "notafilter", "infp", "info,debgu", "punie=loud"] {
+            assert!(parse_filter(bad).is_err(), "{bad}");
+        }
+    }
 }

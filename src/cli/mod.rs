@@ -1,23 +1,43 @@
-//! The `punie` command line: options, subcommands and logging set-up. Uses only the library's
-//! public API.
+//! The `punie` command line: options, subcommands (one file each) and logging set-up. Uses only
+//! the library's public API.
 
+pub mod ask;
+pub mod init;
 pub mod logging;
+pub mod serve;
+pub mod signals;
+pub mod stdio;
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
+use clap::builder::BoolishValueParser;
 use clap::{Parser, Subcommand};
 
 use punie::agent::{Agent, AgentConfig};
 use punie::llm::{ModelSpec, OpenAiModel};
+use punie::workspace::local::SandboxOptions;
+
+/// Exit code of a run that failed while running (the model server is down, I/O failed…).
+pub const EXIT_FAILURE: u8 = 1;
+/// Exit code of bad options or configuration found before anything started (clap uses it too).
+pub const EXIT_USAGE: u8 = 2;
+/// Exit code of `punie ask` when the turn stopped at a limit (max tokens, max model requests).
+pub const EXIT_LIMIT: u8 = 3;
+/// Exit code of a cancelled run (Ctrl-C), as shells report SIGINT.
+pub const EXIT_CANCELLED: u8 = 130;
 
 /// Punie: a coding agent for your editor, running on models you host yourself.
 ///
-/// Without a subcommand, Punie speaks the Agent Client Protocol on stdin/stdout: this is how
-/// JetBrains IDEs and Zed start it.
+/// Without a subcommand, Punie speaks the Agent Client Protocol (ACP) on stdin/stdout: this is
+/// how JetBrains IDEs and Zed start it. `punie init` adds it to their configuration.
 #[derive(Debug, Parser)]
-#[command(name = "punie", version, about, long_about = None)]
+#[command(name = "punie", version, max_term_width = 100)]
+#[command(
+    after_help = "Exit codes: 0 success, 1 failure, 2 bad options or configuration, \
+3 `ask` stopped at a limit, 130 cancelled."
+)]
 pub struct Cli {
     /// What to do (default: serve ACP on stdio).
     #[command(subcommand)]
@@ -25,28 +45,57 @@ pub struct Cli {
 
     /// The model: empty for LM Studio's first model, NAME for a model on LM Studio, or
     /// http://HOST:PORT/v1/NAME for any OpenAI-compatible server.
-    #[arg(long, env = "PUNIE_MODEL", global = true, default_value = "")]
+    #[arg(
+        long,
+        env = "PUNIE_MODEL",
+        global = true,
+        default_value = "",
+        value_name = "SPEC"
+    )]
     pub model: String,
 
     /// API key for servers that need one (e.g. vLLM behind a gateway).
-    #[arg(long, env = "PUNIE_API_KEY", global = true, hide_env_values = true)]
+    #[arg(
+        long,
+        env = "PUNIE_API_KEY",
+        global = true,
+        hide_env_values = true,
+        value_name = "KEY"
+    )]
     pub api_key: Option<String>,
 
-    /// The agent's display name in the editor.
+    /// The agent's display name in the editor (and its key in the editor's config for `init`).
     #[arg(long, global = true, default_value = "Punie")]
     pub name: String,
 
-    /// Where log files go (default: the platform's state directory).
-    #[arg(long, env = "PUNIE_LOG_DIR", global = true)]
+    /// Where log files go (default: the platform's state directory, e.g.
+    /// ~/.local/state/punie/logs).
+    #[arg(long, env = "PUNIE_LOG_DIR", global = true, value_name = "DIR")]
     pub log_dir: Option<PathBuf>,
 
+    /// Log level or tracing filter (e.g. `debug`, `punie=trace`, `info,punie::llm=debug`).
+    #[arg(
+        long,
+        env = "PUNIE_LOG",
+        global = true,
+        default_value = "info",
+        value_name = "FILTER",
+        value_parser = logging::parse_filter
+    )]
+    pub log_level: String,
+
     /// Model requests allowed per prompt before the turn stops with `max_turn_requests`.
-    #[arg(long, env = "PUNIE_MAX_TURN_REQUESTS", global = true, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, env = "PUNIE_MAX_TURN_REQUESTS", global = true, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..), value_name = "N")]
     pub max_turn_requests: u32,
 
-    /// Log level or tracing filter (e.g. `debug`, `punie=trace`).
-    #[arg(long, env = "PUNIE_LOG", global = true, default_value = "info")]
-    pub log_level: String,
+    /// Run local commands without the Landlock write sandbox (Linux): commands may then write
+    /// anywhere Punie can.
+    #[arg(long, env = "PUNIE_NO_LANDLOCK", global = true, value_parser = BoolishValueParser::new(), default_value_t = false, num_args = 0, default_missing_value = "true")]
+    pub no_landlock: bool,
+
+    /// Write timing reports (per turn, model request and tool call) next to the logs.
+    #[arg(long, env = "PUNIE_PERF", global = true, value_parser = BoolishValueParser::new(), default_value_t = false, num_args = 0, default_missing_value = "true")]
+    pub perf: bool,
 }
 
 /// Subcommands.
@@ -54,16 +103,96 @@ pub struct Cli {
 pub enum Command {
     /// Serve ACP on stdio (the default).
     Stdio,
+    /// Serve ACP on stdio and, on one port, a health report and ACP over WebSocket.
+    Serve(serve::ServeArgs),
+    /// Add Punie to your editor's agent configuration (JetBrains' acp.json, or Zed's settings).
+    Init(init::InitArgs),
+    /// Ask once, in this terminal, without an editor: the answer goes to stdout.
+    Ask(ask::AskArgs),
+}
+
+/// An error found before anything started: bad options, configuration or environment. Exits
+/// with [`EXIT_USAGE`].
+#[derive(Debug, thiserror::Error)]
+#[error("{0:#}")]
+pub struct StartupError(pub anyhow::Error);
+
+/// Shorthand: marks an error as a start-up error.
+pub fn startup(error: impl Into<anyhow::Error>) -> anyhow::Error {
+    StartupError(error.into()).into()
 }
 
 impl Cli {
+    /// The model spec these options name.
+    pub fn model_spec(&self) -> anyhow::Result<ModelSpec> {
+        ModelSpec::parse(&self.model)
+            .context("invalid --model / PUNIE_MODEL")
+            .map_err(startup)
+    }
+
+    /// How local commands are confined.
+    pub fn sandbox(&self) -> SandboxOptions {
+        SandboxOptions {
+            landlock: !self.no_landlock,
+            ..SandboxOptions::default()
+        }
+    }
+
     /// Builds the agent these options describe.
     pub fn agent(&self) -> anyhow::Result<Arc<Agent>> {
-        let spec = ModelSpec::parse(&self.model).context("invalid --model / PUNIE_MODEL")?;
-        let model = OpenAiModel::new(spec, self.api_key.clone());
+        let model = OpenAiModel::new(self.model_spec()?, self.api_key.clone());
         let mut config = AgentConfig::default();
         config.display_name = self.name.clone();
         config.max_turn_requests = self.max_turn_requests;
-        Ok(Arc::new(Agent::new(Arc::new(model), config)))
+        Agent::builder()
+            .model(model)
+            .config(config)
+            .sandbox(self.sandbox())
+            .build()
+            .map_err(startup)
     }
+
+    /// A second client for the same model server with short timeouts, for health checks.
+    pub fn probe_model(&self) -> anyhow::Result<OpenAiModel> {
+        let timeouts = punie::llm::Timeouts {
+            connect: std::time::Duration::from_secs(2),
+            first_byte: std::time::Duration::from_secs(3),
+            idle: std::time::Duration::from_secs(3),
+        };
+        Ok(OpenAiModel::new(self.model_spec()?, self.api_key.clone()).with_timeouts(timeouts))
+    }
+}
+
+/// Runs what the command line asks for and returns the exit code.
+pub fn run(cli: Cli) -> anyhow::Result<u8> {
+    tracing::info!(
+        command = ?cli.command.as_ref().map(command_name),
+        model = %cli.model,
+        landlock = !cli.no_landlock,
+        perf = cli.perf,
+        "options"
+    );
+    match &cli.command {
+        None | Some(Command::Stdio) => stdio::run(&cli),
+        Some(Command::Serve(args)) => serve::run(&cli, args),
+        Some(Command::Init(args)) => init::run(&cli, args),
+        Some(Command::Ask(args)) => ask::run(&cli, args),
+    }
+}
+
+fn command_name(command: &Command) -> &'static str {
+    match command {
+        Command::Stdio => "stdio",
+        Command::Serve(_) => "serve",
+        Command::Init(_) => "init",
+        Command::Ask(_) => "ask",
+    }
+}
+
+/// A multi-threaded runtime for a subcommand.
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
 }

@@ -2,17 +2,31 @@
 //! OpenAI-compatible client for the local servers people really run (LM Studio, llama.cpp,
 //! Ollama, vLLM, mlx_lm.server).
 //!
+//! Made for local models: inline `<think>` and tool calls written as text become events
+//! ([`MarkupFilter`]), servers that refuse `tools` get them described in the prompt, passing
+//! failures are retried ([`RetryPolicy`]), and the context window is asked of the server
+//! ([`ChatModel::context_size`]).
+//!
 //! Nothing here knows about ACP or tools beyond their JSON schemas.
 
 pub mod assemble;
+mod endpoint;
+#[cfg(test)]
+mod fixture_tests;
+mod markup;
 mod openai;
+mod prompted;
+mod retry;
+mod server;
 mod spec;
 pub mod sse;
 mod stream;
 mod wire;
 
 pub use assemble::{ToolCallAssembler, ToolCallDelta};
+pub use markup::{MarkupFilter, filter_markup};
 pub use openai::{OpenAiModel, Timeouts};
+pub use retry::RetryPolicy;
 pub use spec::{DEFAULT_BASE_URL, ModelSpec};
 
 use std::pin::Pin;
@@ -141,6 +155,28 @@ pub trait ChatModel: Send + Sync {
 
     /// A short description for logs and error messages, e.g. `qwen3 at http://localhost:1234/v1`.
     fn describe(&self) -> String;
+
+    /// The model's context window in tokens, when the back end can tell (asked once, then
+    /// remembered). The default knows nothing.
+    fn context_size(&self) -> BoxFuture<'_, Option<u32>> {
+        Box::pin(async { None })
+    }
+
+    /// The name of the model in use, when known (for the editor's model picker).
+    fn model_name(&self) -> BoxFuture<'_, Option<String>> {
+        Box::pin(async { None })
+    }
+
+    /// The models this back end can switch to (for the editor's model picker); empty when it
+    /// cannot switch.
+    fn available_models(&self) -> BoxFuture<'_, Result<Vec<String>, LlmError>> {
+        Box::pin(async { Ok(Vec::new()) })
+    }
+
+    /// The same back end serving `model` instead, if it can switch.
+    fn switch_to(&self, _model: &str) -> Option<std::sync::Arc<dyn ChatModel>> {
+        None
+    }
 }
 
 /// What can go wrong talking to a model server. Every message names the server and what to do.
@@ -149,16 +185,22 @@ pub trait ChatModel: Send + Sync {
 pub enum LlmError {
     /// The server could not be reached at all.
     #[error(
-        "cannot reach the model server at {url}: {reason} — start the server (LM Studio, llama-server, ollama serve, vllm serve, mlx_lm.server) or pass --model URL"
+        "cannot reach the model server at {url}{}: {reason} — start the server (LM Studio, llama-server, ollama serve, vllm serve, mlx_lm.server) or pass --model URL",
+        tries(*.attempts)
     )]
     Unreachable {
         /// The base URL tried.
         url: String,
         /// Why (connection refused, DNS, TLS…).
         reason: String,
+        /// How many times the request was tried.
+        attempts: u32,
     },
     /// The server answered with an HTTP error status.
-    #[error("the model server at {url} answered HTTP {status}: {message}{hint}")]
+    #[error(
+        "the model server at {url} answered HTTP {status}{}: {message}{hint}",
+        tries(*.attempts)
+    )]
     Status {
         /// The base URL.
         url: String,
@@ -168,6 +210,8 @@ pub enum LlmError {
         message: String,
         /// What to do about it (may be empty), starting with " — ".
         hint: String,
+        /// How many times the request was tried.
+        attempts: u32,
     },
     /// The server reported an error inside a successful stream.
     #[error("the model server at {url} reported an error while answering: {message}")]
@@ -189,11 +233,14 @@ pub enum LlmError {
     },
     /// The stream stopped before the answer was complete.
     #[error(
-        "the model server at {url} closed the stream before the answer was complete — check the server's log"
+        "the model server at {url} closed the stream before the answer was complete{} — check the server's log",
+        tries(*.attempts)
     )]
     StreamCut {
         /// The base URL.
         url: String,
+        /// How many times the request was tried.
+        attempts: u32,
     },
     /// The server did not answer in time.
     #[error(
@@ -215,6 +262,25 @@ pub enum LlmError {
         /// The base URL.
         url: String,
     },
+    /// The model named in the spec is not one the server has.
+    #[error(
+        "the model server at {url} has no model {model:?}; it lists: {} — pass one of them with --model",
+        available.join(", ")
+    )]
+    UnknownModel {
+        /// The base URL.
+        url: String,
+        /// The model asked for.
+        model: String,
+        /// The models the server lists.
+        available: Vec<String>,
+    },
+    /// A model back end that is not an HTTP server (a scripted model, an embedder's own) failed.
+    #[error("the model failed: {message}")]
+    Backend {
+        /// What went wrong.
+        message: String,
+    },
     /// The model spec given on the command line or in `PUNIE_MODEL` is not valid.
     #[error("invalid model spec {spec:?}: {reason}")]
     BadSpec {
@@ -225,9 +291,23 @@ pub enum LlmError {
     },
 }
 
+/// " (after N attempts)" when a request was tried more than once.
+fn tries(attempts: u32) -> String {
+    if attempts > 1 {
+        format!(" (after {attempts} attempts)")
+    } else {
+        String::new()
+    }
+}
+
 impl LlmError {
     /// Whether the server refused or failed the request because the conversation does not fit
     /// the model's context window (so compacting the history and retrying may help).
+    ///
+    /// Recognises llama.cpp (`exceed_context_size_error`: "exceeds the available context
+    /// size"), vLLM ("maximum context length is … tokens", "longer than the maximum model
+    /// length"), LM Studio ("context length of only … tokens"), Ollama, mlx_lm.server and
+    /// OpenAI (`context_length_exceeded`).
     pub fn is_context_overflow(&self) -> bool {
         match self {
             LlmError::Status { message, .. } | LlmError::InStream { message, .. } => {
@@ -238,8 +318,9 @@ impl LlmError {
     }
 
     /// Whether the server or model refused the request because it does not take tools at all
-    /// (Ollama models without a tool template, llama-server without `--jinja`), so the agent
-    /// may retry with tools described in the prompt instead.
+    /// (Ollama models without a tool template, llama-server without `--jinja`, vLLM without
+    /// `--enable-auto-tool-choice`). [`OpenAiModel`] handles these itself by describing the tools
+    /// in the prompt from then on; another back end's caller may do the same.
     pub fn is_tools_unsupported(&self) -> bool {
         match self {
             LlmError::Status { message, .. } | LlmError::InStream { message, .. } => {
@@ -247,5 +328,33 @@ impl LlmError {
             }
             _ => false,
         }
+    }
+}
+
+/// A shared model is a model: lets a caller keep a handle (e.g. to a test's scripted model)
+/// while the agent uses it.
+impl<T: ChatModel + ?Sized> ChatModel for std::sync::Arc<T> {
+    fn stream(&self, request: ChatRequest) -> BoxFuture<'_, Result<ModelStream, LlmError>> {
+        (**self).stream(request)
+    }
+
+    fn describe(&self) -> String {
+        (**self).describe()
+    }
+
+    fn context_size(&self) -> BoxFuture<'_, Option<u32>> {
+        (**self).context_size()
+    }
+
+    fn model_name(&self) -> BoxFuture<'_, Option<String>> {
+        (**self).model_name()
+    }
+
+    fn available_models(&self) -> BoxFuture<'_, Result<Vec<String>, LlmError>> {
+        (**self).available_models()
+    }
+
+    fn switch_to(&self, model: &str) -> Option<std::sync::Arc<dyn ChatModel>> {
+        (**self).switch_to(model)
     }
 }

@@ -1,27 +1,35 @@
-//! The OpenAI-compatible client: `POST {base}/chat/completions` with `stream: true`, read back as
-//! Server-Sent Events and turned into [`ModelEvent`]s.
+//! The OpenAI-compatible model: `POST {base}/chat/completions` with `stream: true`, read back as
+//! Server-Sent Events and turned into [`ModelEvent`](super::ModelEvent)s, made for the local
+//! servers people really run:
 //!
-//! Written for what local servers really do rather than for the OpenAI spec: slow prompt
-//! processing (a long wait for the first byte), errors as JSON bodies of several shapes, errors
-//! inside a 200 stream, a JSON body instead of a stream, streams that end without `[DONE]`.
-//! Nothing is spawned: the returned stream owns the HTTP response, so dropping it closes the
-//! connection and the server stops generating.
+//! - transient failures (a server still starting, 429, 502–504, a stream cut before anything
+//!   came) are retried with backoff ([`RetryPolicy`]);
+//! - inline `<think>` and tool calls written as text are turned into events (the
+//!   [markup filter](super::markup));
+//! - a server that refuses the `tools` parameter (vLLM without `--enable-auto-tool-choice`,
+//!   llama-server without `--jinja`, an Ollama model without a tool template) makes the model
+//!   switch to text tool calling for the rest of its life (the [prompted](super::prompted)
+//!   module);
+//! - the model list is cached briefly, a configured model can be checked against it, and the
+//!   context window is asked of the server in its own dialect.
 
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
-use futures::stream::{self, StreamExt};
-use reqwest::StatusCode;
-use reqwest::header::{ACCEPT, CONTENT_TYPE};
-use serde_json::Value;
 use tokio::sync::OnceCell;
-use tokio::time::{Instant, timeout, timeout_at};
+use tokio::time::timeout;
 use tracing::{debug, warn};
 
+use super::endpoint::Endpoint;
+use super::markup::LeadingThoughts;
+use super::prompted::{native_tools_advice, prompted_request};
+use super::retry::{Attempts, FilterSetup, RetryPolicy};
+use super::server::{LIST_TTL, ModelList, context_size};
 use super::spec::ModelSpec;
-use super::stream::{StreamReader, excerpt, whole_answer_events};
 use super::wire;
-use super::{ChatModel, ChatRequest, LlmError, ModelEvent, ModelStream};
+use super::{ChatModel, ChatRequest, LlmError, ModelStream};
 
 /// How long the client waits, at each stage of a request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -45,9 +53,6 @@ impl Default for Timeouts {
     }
 }
 
-/// The most a non-streaming answer (an error, a model list, a whole completion) may weigh.
-const MAX_WHOLE_BODY: usize = 16 * 1024 * 1024;
-
 /// How long the extra look-ups made to explain an error (the model list) may take.
 const HINT_LOOKUP_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -55,73 +60,107 @@ const HINT_LOOKUP_TIMEOUT: Duration = Duration::from_secs(5);
 /// Ollama, vLLM, mlx_lm.server, or a remote service.
 #[derive(Debug)]
 pub struct OpenAiModel {
-    spec: ModelSpec,
-    api_key: Option<String>,
-    timeouts: Timeouts,
-    client: reqwest::Client,
+    endpoint: Endpoint,
+    retry: RetryPolicy,
     /// The model name to send, resolved from the server's list when the spec names none.
     model: OnceCell<String>,
+    /// The last model list, and when it was fetched.
+    models: Mutex<Option<(Instant, Arc<ModelList>)>>,
+    /// The context window, once the server told (or told it does not tell).
+    context: OnceCell<Option<u32>>,
+    context_override: Option<u32>,
+    /// Tools are described in the prompt instead of sent as `tools`.
+    text_tools: AtomicBool,
+    leading: Arc<LeadingThoughts>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl OpenAiModel {
     /// A client for `spec`, sending `api_key` as a bearer token when given.
     pub fn new(spec: ModelSpec, api_key: Option<String>) -> Self {
-        let timeouts = Timeouts::default();
-        let client = build_client(&spec, timeouts);
         let model = match &spec.model {
             Some(name) => OnceCell::new_with(Some(name.clone())),
             None => OnceCell::new(),
         };
         Self {
-            spec,
-            api_key: api_key.filter(|key| !key.trim().is_empty()),
-            timeouts,
-            client,
+            endpoint: Endpoint::new(spec, api_key, Timeouts::default()),
+            retry: RetryPolicy::default(),
             model,
+            models: Mutex::new(None),
+            context: OnceCell::new(),
+            context_override: None,
+            text_tools: AtomicBool::new(false),
+            leading: Arc::new(LeadingThoughts::new()),
         }
     }
 
     /// The same client with other timeouts.
     pub fn with_timeouts(mut self, timeouts: Timeouts) -> Self {
-        self.timeouts = timeouts;
-        self.client = build_client(&self.spec, timeouts);
+        self.endpoint = self.endpoint.with_timeouts(timeouts);
+        self
+    }
+
+    /// The same client retrying transient failures as `policy` says.
+    pub fn with_retry(mut self, policy: RetryPolicy) -> Self {
+        self.retry = policy;
+        self
+    }
+
+    /// The same client, describing the tools in the prompt and reading the calls from the
+    /// answer's text from the start (`true`), rather than only once the server has refused the
+    /// `tools` parameter.
+    pub fn with_text_tool_calls(self, text: bool) -> Self {
+        self.text_tools.store(text, Ordering::Relaxed);
+        self
+    }
+
+    /// The same client, reporting `tokens` as the context window instead of asking the server.
+    pub fn with_context_size(mut self, tokens: u32) -> Self {
+        self.context_override = Some(tokens);
         self
     }
 
     /// The server and model this client talks to, as configured.
     pub fn spec(&self) -> &ModelSpec {
-        &self.spec
+        &self.endpoint.spec
     }
 
     /// The timeouts in force.
     pub fn timeouts(&self) -> Timeouts {
-        self.timeouts
+        self.endpoint.timeouts
+    }
+
+    /// The retry policy in force.
+    pub fn retry_policy(&self) -> RetryPolicy {
+        self.retry
+    }
+
+    /// Whether tools are described in the prompt (configured, or since the server refused the
+    /// `tools` parameter).
+    pub fn uses_text_tool_calls(&self) -> bool {
+        self.text_tools.load(Ordering::Relaxed)
     }
 
     /// The ids of the models the server lists (`GET {base}/models`), in the server's order.
+    /// The list is reused for 10 s.
     pub async fn list_models(&self) -> Result<Vec<String>, LlmError> {
-        let url = format!("{}/models", self.spec.base_url);
-        let mut request = self.client.get(&url);
-        if let Some(key) = &self.api_key {
-            request = request.bearer_auth(key);
+        Ok(self.model_list().await?.ids.clone())
+    }
+
+    async fn model_list(&self) -> Result<Arc<ModelList>, LlmError> {
+        if let Some((fetched, list)) = lock(&self.models).as_ref()
+            && fetched.elapsed() < LIST_TTL
+        {
+            return Ok(Arc::clone(list));
         }
-        let response = match timeout(self.timeouts.first_byte, self.send(request)).await {
-            Ok(result) => result?,
-            Err(_) => {
-                return Err(self.timeout(self.timeouts.first_byte, "listing the models"));
-            }
-        };
-        let status = response.status();
-        let body = self.read_body(response).await?;
-        if !status.is_success() {
-            return Err(self.status_error(status, &body, String::new()));
-        }
-        let value: Value = serde_json::from_slice(&body)
-            .map_err(|_| self.malformed(&body, "a model list that is not JSON"))?;
-        if let Some(message) = wire::error_in_value(&value) {
-            return Err(self.in_stream(message));
-        }
-        wire::model_ids(&value).ok_or_else(|| self.malformed(&body, "a model list without `data`"))
+        let list = Arc::new(ModelList::fetch(&self.endpoint).await?);
+        *lock(&self.models) = Some((Instant::now(), Arc::clone(&list)));
+        Ok(list)
     }
 
     /// The model name requests are sent with: the spec's, or the first one the server lists
@@ -131,214 +170,160 @@ impl OpenAiModel {
             .get_or_try_init(|| async {
                 let models = self.list_models().await?;
                 let first = models.into_iter().next().ok_or_else(|| LlmError::NoModel {
-                    url: self.spec.base_url.clone(),
+                    url: self.endpoint.url().to_owned(),
                 })?;
-                debug!(model = %first, url = %self.spec.base_url, "using the server's first model");
+                debug!(model = %first, url = %self.endpoint.url(), "using the server's first model");
                 Ok(first)
             })
             .await
             .cloned()
     }
 
+    /// Checks that the server can be reached and has the configured model; returns the model
+    /// name requests will use.
+    ///
+    /// A server that lists no models, has no model list, or answers with whatever model it has
+    /// loaded whatever the name (llama-server) is taken at its word. Otherwise a name it does
+    /// not list is [`LlmError::UnknownModel`], which lists what it has.
+    pub async fn validate(&self) -> Result<String, LlmError> {
+        let Some(wanted) = self.endpoint.spec.model.clone() else {
+            return self.model_name().await;
+        };
+        let list = match self.model_list().await {
+            Ok(list) => list,
+            Err(LlmError::Status {
+                status: 404 | 405 | 501,
+                ..
+            })
+            | Err(LlmError::Malformed { .. }) => {
+                debug!(url = %self.endpoint.url(), "the server has no model list to check against");
+                return Ok(wanted);
+            }
+            Err(error) => return Err(error),
+        };
+        if list.ids.is_empty() || list.find(&wanted).is_some() || list.takes_any_name(&wanted) {
+            Ok(wanted)
+        } else {
+            Err(LlmError::UnknownModel {
+                url: self.endpoint.url().to_owned(),
+                model: wanted,
+                available: list.ids.clone(),
+            })
+        }
+    }
+
+    async fn probe_context_size(&self) -> Option<u32> {
+        if let Some(tokens) = self.context_override {
+            return Some(tokens);
+        }
+        let found = self
+            .context
+            .get_or_try_init(|| async {
+                let model = self.model_name().await.map_err(|_| ())?;
+                let list = self.model_list().await.ok();
+                let size = context_size(&self.endpoint, list.as_deref(), &model).await?;
+                if size.is_none() {
+                    debug!(url = %self.endpoint.url(), %model, "the server does not tell its context size");
+                }
+                Ok::<_, ()>(size)
+            })
+            .await;
+        found.ok().copied().flatten()
+    }
+
     async fn open(&self, request: ChatRequest) -> Result<ModelStream, LlmError> {
         let model = self.model_name().await?;
-        let body = wire::request_body(&model, &request);
-        debug!(
-            url = %self.spec.base_url,
-            model = %model,
-            messages = request.messages.len(),
-            tools = request.tools.len(),
-            "chat completion request"
-        );
-        let mut http = self
-            .client
-            .post(format!("{}/chat/completions", self.spec.base_url))
-            .header(ACCEPT, "text/event-stream, application/json")
-            .json(&body);
-        if let Some(key) = &self.api_key {
-            http = http.bearer_auth(key);
-        }
-        let deadline = Instant::now() + self.timeouts.first_byte;
-        let response = match timeout_at(deadline, self.send(http)).await {
-            Ok(result) => result?,
-            Err(_) => {
-                return Err(self.timeout(self.timeouts.first_byte, "waiting for the first byte"));
-            }
+        let filter = FilterSetup {
+            tools: Arc::from(request.tools.clone()),
+            leading: Arc::clone(&self.leading),
+            model: model.clone(),
         };
-        let status = response.status();
-        if !status.is_success() {
-            let body = self.read_body(response).await?;
-            let hint = self.hint(status, &body, &model).await;
-            return Err(self.status_error(status, &body, hint));
-        }
-        let content_type = response
-            .headers()
-            .get(CONTENT_TYPE)
-            .and_then(|value| value.to_str().ok())
-            .unwrap_or_default()
-            .to_ascii_lowercase();
-        if content_type.contains("html") {
-            // A web UI or a captive portal, not an API.
-            let body = self.read_body(response).await?;
-            return Err(self.malformed(&body, "an HTML page"));
-        }
-        if content_type.contains("json") {
-            // A server that failed before the first token (llama.cpp), ignored `stream: true`, or
-            // answered an unknown path with 200 (LM Studio).
-            let body = self.read_body(response).await?;
-            let events = self.whole_answer(&body)?;
-            return Ok(stream::iter(events.into_iter().map(Ok)).boxed());
-        }
-        Ok(StreamReader::new(
-            self.spec.base_url.clone(),
-            response.bytes_stream().boxed(),
-            deadline,
-            self.timeouts,
-        )
-        .into_stream())
-    }
-
-    async fn send(&self, request: reqwest::RequestBuilder) -> Result<reqwest::Response, LlmError> {
-        request.send().await.map_err(|error| {
-            if error.is_timeout() {
-                self.timeout(self.timeouts.connect, "connecting")
-            } else if error.is_builder() {
-                LlmError::BadSpec {
-                    spec: self.spec.to_string(),
-                    reason: deepest_cause(&error),
-                }
-            } else {
-                LlmError::Unreachable {
-                    url: self.spec.base_url.clone(),
-                    reason: deepest_cause(&error),
-                }
-            }
-        })
-    }
-
-    /// A whole (non-streaming) body, waiting at most the idle timeout between reads. A body
-    /// cut by the server is returned as far as it came: it is read only to be shown or parsed.
-    async fn read_body(&self, response: reqwest::Response) -> Result<Vec<u8>, LlmError> {
-        let mut body = Vec::new();
-        let mut chunks = response.bytes_stream();
         loop {
-            match timeout(self.timeouts.idle, chunks.next()).await {
-                Err(_) => return Err(self.timeout(self.timeouts.idle, "reading the answer")),
-                Ok(None) => return Ok(body),
-                Ok(Some(Ok(chunk))) => {
-                    body.extend_from_slice(&chunk);
-                    if body.len() > MAX_WHOLE_BODY {
-                        return Err(self.malformed(&body, "an answer of more than 16 MiB"));
+            let text_tools = !request.tools.is_empty() && self.uses_text_tool_calls();
+            let body = if text_tools {
+                wire::request_body(&model, &prompted_request(&request))
+            } else {
+                wire::request_body(&model, &request)
+            };
+            debug!(
+                url = %self.endpoint.url(),
+                model = %model,
+                messages = request.messages.len(),
+                tools = request.tools.len(),
+                text_tools,
+                "chat completion request"
+            );
+            let mut attempts =
+                Attempts::new(self.endpoint.clone(), body, self.retry, filter.clone());
+            match attempts.open().await {
+                Ok(first) => return Ok(attempts.into_stream(first)),
+                Err(error) if !text_tools && !request.tools.is_empty() => {
+                    let Some(advice) = native_tools_advice(&error) else {
+                        return Err(self.with_hint(error, &model).await);
+                    };
+                    if !self.text_tools.swap(true, Ordering::Relaxed) {
+                        warn!(
+                            url = %self.endpoint.url(),
+                            %model,
+                            "the server refused the `tools` parameter ({}); describing the tools \
+                             in the prompt and reading tool calls from the answers' text from now \
+                             on — {advice}",
+                            match &error {
+                                LlmError::Status { message, .. } => message.as_str(),
+                                _ => "",
+                            }
+                        );
                     }
                 }
-                Ok(Some(Err(error))) => {
-                    debug!(error = %deepest_cause(&error), "error body cut");
-                    return Ok(body);
-                }
+                Err(error) => return Err(self.with_hint(error, &model).await),
             }
         }
     }
 
-    /// The events of a 200 answer that came as one JSON document instead of a stream.
-    fn whole_answer(&self, body: &[u8]) -> Result<Vec<ModelEvent>, LlmError> {
-        let value: Value = serde_json::from_slice(body).map_err(|_| {
-            self.malformed(body, "a JSON content type with a body that is not JSON")
-        })?;
-        if let Some(message) = wire::error_in_value(&value) {
-            return Err(self.in_stream(message));
-        }
-        if value.get("choices").is_none() {
-            return Err(self.malformed(body, "JSON without `choices`"));
-        }
-        whole_answer_events(value).map_err(|detail| self.malformed(body, &detail))
-    }
-
-    async fn hint(&self, status: StatusCode, body: &[u8], model: &str) -> String {
-        let message = wire::error_message(body).unwrap_or_default();
-        if is_context_overflow_message(&message) {
-            return " — the conversation no longer fits the model's context window; start a new \
-                    session, or load the model with a larger context (llama-server -c, Ollama \
-                    num_ctx, LM Studio's context length)"
-                .to_owned();
-        }
-        let lowercase = message.to_ascii_lowercase();
-        if lowercase.contains("--jinja") {
-            return " — restart llama-server with --jinja so it can take tools".to_owned();
-        }
-        if lowercase.contains("cannot use tools with stream") {
-            return " — this llama-server build cannot stream tool calls; update llama.cpp"
-                .to_owned();
-        }
-        if is_tools_unsupported_message(&message) {
-            return " — this model cannot call tools; choose one whose chat template supports \
-                    tools (e.g. a Qwen3 or Llama 3.1 model)"
-                .to_owned();
-        }
-        match status.as_u16() {
-            401 | 403 => " — set PUNIE_API_KEY to the server's API key".to_owned(),
-            404 => match timeout(HINT_LOOKUP_TIMEOUT, self.list_models()).await {
-                Ok(Ok(models)) if models.iter().any(|listed| listed == model) => format!(
-                    " — the server has {model} but no {}/chat/completions; is this an \
-                     OpenAI-compatible /v1 endpoint?",
-                    self.spec.base_url
-                ),
-                Ok(Ok(models)) if models.is_empty() => format!(
-                    " — check the model name (`punie` was asked for {model}); the server lists no models"
-                ),
-                Ok(Ok(models)) => format!(
-                    " — check the model name (`punie` was asked for {model}); the server lists: {}",
-                    models.join(", ")
-                ),
-                _ => format!(
-                    " — check the model name (`punie` was asked for {model}) and that the URL is \
-                     the server's OpenAI-compatible /v1 endpoint"
-                ),
-            },
-            429 => " — the server is rate limiting; wait a moment and try again".to_owned(),
-            503 => {
-                " — the server is busy or still loading the model; try again in a moment".to_owned()
-            }
-            500..=599 => " — check the server's log".to_owned(),
-            _ => String::new(),
-        }
-    }
-
-    fn status_error(&self, status: StatusCode, body: &[u8], hint: String) -> LlmError {
-        let message = wire::error_message(body).unwrap_or_else(|| {
-            status
-                .canonical_reason()
-                .unwrap_or("no error message")
-                .to_owned()
-        });
-        warn!(url = %self.spec.base_url, status = status.as_u16(), %message, "model server error");
-        LlmError::Status {
-            url: self.spec.base_url.clone(),
-            status: status.as_u16(),
+    /// `error` with the hint that needs the model list: which models a 404 could have meant.
+    async fn with_hint(&self, error: LlmError, model: &str) -> LlmError {
+        let LlmError::Status {
+            url,
+            status: 404,
             message,
             hint,
-        }
-    }
-
-    fn in_stream(&self, message: String) -> LlmError {
-        warn!(url = %self.spec.base_url, %message, "model server reported an error");
-        LlmError::InStream {
-            url: self.spec.base_url.clone(),
+            attempts,
+        } = error
+        else {
+            return error;
+        };
+        let hint = if hint.is_empty() {
+            self.not_found_hint(model).await
+        } else {
+            hint
+        };
+        LlmError::Status {
+            url,
+            status: 404,
             message,
+            hint,
+            attempts,
         }
     }
 
-    fn malformed(&self, body: &[u8], what: &str) -> LlmError {
-        LlmError::Malformed {
-            url: self.spec.base_url.clone(),
-            detail: format!("{what}: {}", excerpt(body)),
-        }
-    }
-
-    fn timeout(&self, waited: Duration, phase: &str) -> LlmError {
-        LlmError::Timeout {
-            url: self.spec.base_url.clone(),
-            seconds: waited.as_secs(),
-            phase: phase.to_owned(),
+    async fn not_found_hint(&self, model: &str) -> String {
+        match timeout(HINT_LOOKUP_TIMEOUT, self.list_models()).await {
+            Ok(Ok(models)) if models.iter().any(|listed| listed == model) => format!(
+                " — the server has {model} but no {}/chat/completions; is this an \
+                 OpenAI-compatible /v1 endpoint?",
+                self.endpoint.url()
+            ),
+            Ok(Ok(models)) if models.is_empty() => format!(
+                " — check the model name (`punie` was asked for {model}); the server lists no models"
+            ),
+            Ok(Ok(models)) => format!(
+                " — check the model name (`punie` was asked for {model}); the server lists: {}",
+                models.join(", ")
+            ),
+            _ => format!(
+                " — check the model name (`punie` was asked for {model}) and that the URL is \
+                 the server's OpenAI-compatible /v1 endpoint"
+            ),
         }
     }
 }
@@ -350,52 +335,18 @@ impl ChatModel for OpenAiModel {
 
     fn describe(&self) -> String {
         match self.model.get() {
-            Some(model) => format!("{model} at {}", self.spec.base_url),
-            None => format!("the first model at {}", self.spec.base_url),
+            Some(model) => format!("{model} at {}", self.endpoint.url()),
+            None => format!("the first model at {}", self.endpoint.url()),
         }
     }
-}
 
-fn build_client(spec: &ModelSpec, timeouts: Timeouts) -> reqwest::Client {
-    let mut builder = reqwest::Client::builder()
-        .connect_timeout(timeouts.connect)
-        .user_agent(concat!("punie/", env!("CARGO_PKG_VERSION")));
-    if is_loopback(&spec.base_url) {
-        // A corporate HTTP_PROXY must not swallow requests to a server on this machine.
-        builder = builder.no_proxy();
+    fn context_size(&self) -> BoxFuture<'_, Option<u32>> {
+        Box::pin(self.probe_context_size())
     }
-    // Building fails only when the TLS backend cannot start; the default client then reports
-    // the same problem on the first request.
-    builder.build().unwrap_or_default()
-}
-
-fn is_loopback(base_url: &str) -> bool {
-    let after_scheme = base_url
-        .split_once("://")
-        .map_or(base_url, |(_, rest)| rest);
-    let authority = after_scheme.split('/').next().unwrap_or_default();
-    let host = match authority.strip_prefix('[') {
-        Some(v6) => v6.split(']').next().unwrap_or_default(),
-        None => authority.split(':').next().unwrap_or_default(),
-    };
-    host.eq_ignore_ascii_case("localhost")
-        || host
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback())
-}
-
-/// The innermost cause of an error: "Connection refused (os error 111)" rather than
-/// "error sending request for url (…)".
-pub(super) fn deepest_cause(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut deepest = error;
-    while let Some(source) = deepest.source() {
-        deepest = source;
-    }
-    deepest.to_string()
 }
 
 /// Whether a server's error message says the prompt does not fit the context window
-/// (llama.cpp, vLLM, LM Studio and mlx each word it differently).
+/// (llama.cpp, vLLM, LM Studio, Ollama, mlx and OpenAI each word it differently).
 pub(crate) fn is_context_overflow_message(message: &str) -> bool {
     let message = message.to_ascii_lowercase();
     [
@@ -406,17 +357,23 @@ pub(crate) fn is_context_overflow_message(message: &str) -> bool {
         "exceed_context",
         "n_ctx",
         "maximum context",
+        "maximum model length",
+        "is too long and exceeds",
+        "prompt is too long",
+        "prompt too long",
     ]
     .iter()
     .any(|words| message.contains(words))
 }
 
 /// Whether a server's error message says the server or model does not take tools at all
-/// (Ollama: "… does not support tools"; llama-server without `--jinja`; OpenRouter).
+/// (Ollama: "… does not support tools"; llama-server without `--jinja`; vLLM without
+/// `--enable-auto-tool-choice`; OpenRouter).
 pub(crate) fn is_tools_unsupported_message(message: &str) -> bool {
     let message = message.to_ascii_lowercase();
     [
         "does not support tools",
+        "--enable-auto-tool-choice",
         "support tool use",
         "tools param requires --jinja",
         "cannot use tools with stream",
@@ -430,30 +387,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn loopback_hosts() {
-        for url in [
-            "http://localhost:1234/v1",
-            "http://127.0.0.1:8080/v1",
-            "http://[::1]:8000/v1",
-            "http://LOCALHOST/v1",
-        ] {
-            assert!(is_loopback(url), "{url}");
-        }
-        for url in [
-            "http://gpu-box:8000/v1",
-            "https://openrouter.ai/api/v1",
-            "http://10.0.0.2/v1",
-        ] {
-            assert!(!is_loopback(url), "{url}");
-        }
-    }
-
-    #[test]
     fn context_overflow_wordings() {
         for message in [
             "request (5030 tokens) exceeds the available context size (4096 tokens), try increasing it",
             "This model's maximum context length is 4096 tokens. However, you requested 5000 tokens",
             "Trying to keep the first 5000 tokens when context the overflows. However, the model is loaded with context length of only 4096 tokens",
+            "The decoder prompt (length 5000) is longer than the maximum model length of 4096. Make sure that `max_model_len` is no smaller than the number of text tokens.",
+            "'max_tokens' or 'max_completion_tokens' is too large: 512. This model's maximum context length is 4096 tokens and your request has 3700 input tokens (512 > 4096 - 3700).",
+            "Input prompt (5000 tokens) is too long and exceeds limit of 4096",
+            "the input length exceeds the context length",
+            "prompt too long; exceeded max context length by 904 tokens",
+            "too long (context_length_exceeded)",
         ] {
             assert!(is_context_overflow_message(message), "{message}");
         }
@@ -466,6 +410,7 @@ mod tests {
             "registry.ollama.ai/library/gemma3:270m does not support tools",
             "tools param requires --jinja flag",
             "No endpoints found that support tool use",
+            "\"auto\" tool choice requires --enable-auto-tool-choice and --tool-call-parser to be set",
         ] {
             assert!(is_tools_unsupported_message(message), "{message}");
         }

@@ -11,7 +11,8 @@ use tokio::time::{Instant, timeout, timeout_at};
 use tracing::{debug, warn};
 
 use super::assemble::ToolCallAssembler;
-use super::openai::{Timeouts, deepest_cause};
+use super::endpoint::deepest_cause;
+use super::openai::Timeouts;
 use super::sse::{SseDecoder, SseEvent};
 use super::wire::{self, ChunkWire};
 use super::{FinishReason, LlmError, ModelEvent, ModelStream, Usage};
@@ -227,6 +228,7 @@ impl StreamReader {
         } else {
             self.fail(LlmError::StreamCut {
                 url: self.url.clone(),
+                attempts: 1,
             });
         }
     }
@@ -292,34 +294,46 @@ impl StreamReader {
     }
 }
 
+/// The events a streaming body cut into `reads` gives, read without a network (for tests).
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn events_of(body: &str) -> Vec<Result<ModelEvent, String>> {
-        let mut reader = StreamReader {
-            url: "http://x/v1".into(),
-            body: stream::empty().boxed(),
-            decoder: SseDecoder::new(),
-            pending: VecDeque::new(),
-            chunks: ChunkState::default(),
-            ended: false,
-            saw_event: false,
-            head: Vec::new(),
-            first_byte_deadline: None,
-            timeouts: Timeouts::default(),
-        };
-        for event in reader.decoder.feed(body.as_bytes()) {
+pub(super) fn replay(reads: &[&[u8]]) -> Vec<Result<ModelEvent, LlmError>> {
+    let mut reader = StreamReader {
+        url: "http://x/v1".into(),
+        body: stream::empty().boxed(),
+        decoder: SseDecoder::new(),
+        pending: VecDeque::new(),
+        chunks: ChunkState::default(),
+        ended: false,
+        saw_event: false,
+        head: Vec::new(),
+        first_byte_deadline: None,
+        timeouts: Timeouts::default(),
+    };
+    for read in reads {
+        let room = HEAD_BYTES.saturating_sub(reader.head.len());
+        reader.head.extend_from_slice(&read[..room.min(read.len())]);
+        for event in reader.decoder.feed(read) {
             reader.handle(event);
             if reader.ended {
                 break;
             }
         }
-        if !reader.ended {
-            reader.end_of_body();
+        if reader.ended {
+            break;
         }
-        reader
-            .pending
+    }
+    if !reader.ended {
+        reader.end_of_body();
+    }
+    reader.pending.into_iter().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn events_of(body: &str) -> Vec<Result<ModelEvent, String>> {
+        replay(&[body.as_bytes()])
             .into_iter()
             .map(|item| item.map_err(|error| error.to_string()))
             .collect()

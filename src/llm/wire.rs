@@ -253,7 +253,7 @@ pub(crate) fn error_in_value(value: &Value) -> Option<String> {
         return Some(match error {
             Value::String(text) => text.clone(),
             Value::Object(fields) => match fields.get("message") {
-                Some(Value::String(message)) => message.clone(),
+                Some(Value::String(message)) => with_overflow_code(message, fields),
                 _ => error.to_string(),
             },
             other => other.to_string(),
@@ -291,8 +291,28 @@ pub(crate) fn error_in_value(value: &Value) -> Option<String> {
     }
     let is_chunk = object.contains_key("choices");
     match object.get("message") {
-        Some(Value::String(message)) if !is_chunk => Some(message.clone()),
+        Some(Value::String(message)) if !is_chunk => Some(with_overflow_code(message, object)),
         _ => None,
+    }
+}
+
+/// `message`, followed by the error's code when that code says the context window overflowed
+/// and the words do not (so [`LlmError::is_context_overflow`](super::LlmError) can tell).
+fn with_overflow_code(message: &str, fields: &Map<String, Value>) -> String {
+    let code = ["code", "type"]
+        .iter()
+        .filter_map(|key| fields.get(*key).and_then(Value::as_str))
+        .find(|code| {
+            matches!(
+                *code,
+                "context_length_exceeded" | "exceed_context_size_error"
+            )
+        });
+    match code {
+        Some(code) if !super::openai::is_context_overflow_message(message) => {
+            format!("{message} ({code})")
+        }
+        _ => message.to_owned(),
     }
 }
 
@@ -451,7 +471,21 @@ mod tests {
         assert_eq!(error_in_value(&bare).as_deref(), Some("slot unavailable"));
         // newer builds: `data: {"error": {...}}`
         let wrapped = json!({"error": {"code": 400, "message": "too long", "type": "exceed_context_size_error"}});
-        assert_eq!(error_in_value(&wrapped).as_deref(), Some("too long"));
+        assert_eq!(
+            error_in_value(&wrapped).as_deref(),
+            Some("too long (exceed_context_size_error)")
+        );
+        // OpenAI's code, when the words do not say it.
+        let openai = json!({"error": {"message": "Input is too long for this model.", "type": "invalid_request_error", "code": "context_length_exceeded"}});
+        assert_eq!(
+            error_in_value(&openai).as_deref(),
+            Some("Input is too long for this model. (context_length_exceeded)")
+        );
+        let openai = json!({"error": {"message": "This model's maximum context length is 8192 tokens.", "code": "context_length_exceeded"}});
+        assert_eq!(
+            error_in_value(&openai).as_deref(),
+            Some("This model's maximum context length is 8192 tokens.")
+        );
     }
 
     #[test]

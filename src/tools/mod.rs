@@ -6,7 +6,9 @@
 //! a tool that [needs permission](Tool::needs_permission) is never called unless the person
 //! allowed it.
 
+pub mod bridge;
 pub mod builtin;
+pub mod mcp;
 mod terminals;
 
 use std::path::PathBuf;
@@ -140,6 +142,15 @@ pub trait Tool: Send + Sync {
         false
     }
 
+    /// Where a call runs, for logs and timing reports: by default the editor or the local
+    /// workspace, whichever serves this kind of tool in the session.
+    fn provider(&self, workspace: &Workspace) -> &'static str {
+        match self.kind() {
+            ToolKind::Execute => workspace.terminals.provider(),
+            _ => workspace.files.provider(),
+        }
+    }
+
     /// A short title for the call, e.g. "Read src/main.rs".
     fn title(&self, _args: &Value) -> String {
         self.name().to_owned()
@@ -214,6 +225,19 @@ impl Toolset {
             })
             .collect()
     }
+}
+
+/// The JSON Schema of a tool's arguments, derived from a Rust type with `schemars`:
+/// `#[derive(serde::Deserialize, schemars::JsonSchema)] struct Args { path: String }` then
+/// `schema_for::<Args>()` in [`Tool::parameters`], and [`parse_args`] in [`Tool::call`].
+pub fn schema_for<T: schemars::JsonSchema>() -> Value {
+    let mut schema = serde_json::to_value(schemars::schema_for!(T)).unwrap_or_default();
+    if let Some(object) = schema.as_object_mut() {
+        // Local servers' templates choke on meta keys; the model needs only the shape.
+        object.remove("$schema");
+        object.remove("title");
+    }
+    schema
 }
 
 /// Parses a tool's JSON arguments into its typed form, or explains what is wrong.

@@ -33,6 +33,8 @@ pub struct EditorOptions {
     pub terminal: bool,
     pub answers: Vec<Answer>,
     pub env: Vec<(String, String)>,
+    /// A tool catalog served through Punie's discovery extension.
+    pub catalog: Option<serde_json::Value>,
 }
 
 impl Default for EditorOptions {
@@ -42,6 +44,7 @@ impl Default for EditorOptions {
             terminal: true,
             answers: Vec::new(),
             env: Vec::new(),
+            catalog: None,
         }
     }
 }
@@ -64,6 +67,8 @@ pub struct Record {
     pub terminals_released: Vec<String>,
     pub terminal_pids: Vec<u32>,
     pub stdout_lines: Vec<String>,
+    pub discover_requests: Vec<serde_json::Value>,
+    pub bridged_calls: Vec<serde_json::Value>,
     answers: VecDeque<Answer>,
     parked: Vec<Responder<RequestPermissionResponse, agent_client_protocol::V1>>,
     terminals: HashMap<String, FakeTerminal>,
@@ -281,6 +286,7 @@ where
     let s = shared.clone();
     let fs = options.fs;
     let terminal = options.terminal;
+    let discovery = options.catalog.is_some();
     let result = Client
         .v1()
         .name("fake-editor")
@@ -438,12 +444,41 @@ where
             },
             agent_client_protocol::on_receive_request!(),
         )
+        .on_receive_request(
+            {
+                let s = s.clone();
+                let catalog = options.catalog.clone();
+                async move |r: agent_client_protocol::UntypedMessage, responder, _cx| {
+                    let (method, params) = r.into_parts();
+                    match (method.as_str(), &catalog) {
+                        ("_punie/discover_tools", Some(catalog)) => {
+                            lock(&s).discover_requests.push(params);
+                            responder.respond(catalog.clone())
+                        }
+                        ("_punie/call_tool", Some(_)) => {
+                            let name = params["name"].as_str().unwrap_or_default().to_owned();
+                            lock(&s).bridged_calls.push(params);
+                            responder.respond(serde_json::json!({
+                                "content": [{"type": "text", "text": format!("{name} ran in the editor")}]
+                            }))
+                        }
+                        _ => responder.respond_with_error(agent_client_protocol::Error::method_not_found()),
+                    }
+                }
+            },
+            agent_client_protocol::on_receive_request!(),
+        )
         .connect_with(agent, async move |cx: ConnectionTo<Agent>| {
-            let caps = ClientCapabilities::new()
+            let mut caps = ClientCapabilities::new()
                 .fs(FileSystemCapabilities::new()
                     .read_text_file(fs)
                     .write_text_file(fs))
                 .terminal(terminal);
+            if discovery {
+                let mut meta = serde_json::Map::new();
+                meta.insert("punie.dev/discoverTools".into(), true.into());
+                caps = caps.meta(meta);
+            }
             cx.send_request(InitializeRequest::new(ProtocolVersion::V1).client_capabilities(caps))
                 .block_task()
                 .await?;

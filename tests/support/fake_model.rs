@@ -1,7 +1,8 @@
 //! A fake OpenAI-compatible model server for end-to-end tests: it answers
 //! `POST /v1/chat/completions` with scripted replies (recorded llama.cpp exchanges, hand-made
-//! streams, errors), lists models on `GET /v1/models`, records what it was sent, and notices
-//! when a client walks away from a streaming answer.
+//! streams, errors), lists models on `GET /v1/models`, answers any other route it is given
+//! (llama.cpp's `/props`, LM Studio's `/api/v0/models/…`, Ollama's `/api/show`), records what it
+//! was sent, and notices when a client walks away from a streaming answer.
 //!
 //! It runs on the test's tokio runtime (bound to `127.0.0.1:0`) and stops when dropped. A test
 //! that blocks its thread (waiting on a child process synchronously, say) must use a
@@ -15,7 +16,7 @@
 //! assert_eq!(server.requests().len(), 2);
 //! ```
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -25,7 +26,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::{Value, json};
@@ -45,6 +46,9 @@ struct Shared {
     replies: Mutex<VecDeque<Reply>>,
     requests: Mutex<Vec<RecordedRequest>>,
     models: Mutex<Vec<String>>,
+    models_reply: Mutex<Option<Reply>>,
+    routes: Mutex<HashMap<(String, String), Reply>>,
+    route_requests: Mutex<Vec<(String, String, Value)>>,
     model_list_requests: AtomicUsize,
     disconnects: AtomicUsize,
     completed: AtomicUsize,
@@ -66,10 +70,18 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 impl FakeModelServer {
     /// Starts a server listing [`FAKE_MODEL`], with no replies queued.
     pub async fn start() -> Self {
+        Self::start_at(SocketAddr::from(([127, 0, 0, 1], 0))).await
+    }
+
+    /// [`FakeModelServer::start`] on a chosen address (to play a server that comes up late).
+    pub async fn start_at(address: SocketAddr) -> Self {
         let shared = Arc::new(Shared {
             replies: Mutex::new(VecDeque::new()),
             requests: Mutex::new(Vec::new()),
             models: Mutex::new(vec![FAKE_MODEL.to_owned()]),
+            models_reply: Mutex::new(None),
+            routes: Mutex::new(HashMap::new()),
+            route_requests: Mutex::new(Vec::new()),
             model_list_requests: AtomicUsize::new(0),
             disconnects: AtomicUsize::new(0),
             completed: AtomicUsize::new(0),
@@ -78,9 +90,9 @@ impl FakeModelServer {
         let app = Router::new()
             .route("/v1/chat/completions", post(chat_completions))
             .route("/v1/models", get(models))
-            .fallback(not_found)
+            .fallback(other_route)
             .with_state(Arc::clone(&shared));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        let listener = tokio::net::TcpListener::bind(address)
             .await
             .expect("bind the fake model server");
         let address = listener.local_addr().expect("fake server address");
@@ -120,6 +132,27 @@ impl FakeModelServer {
     /// The models `GET /v1/models` lists from now on (may be empty).
     pub fn set_models(&self, models: Vec<String>) {
         *lock(&self.shared.models) = models;
+    }
+
+    /// What `GET /v1/models` answers from now on, instead of the list of [`set_models`]
+    /// (e.g. a recorded `01_models.http`, or an error).
+    ///
+    /// [`set_models`]: FakeModelServer::set_models
+    pub fn set_models_reply(&self, reply: Reply) {
+        *lock(&self.shared.models_reply) = Some(reply);
+    }
+
+    /// Answers `method path` (e.g. `"GET", "/props"`) with `reply`, every time it is asked;
+    /// unknown routes answer 404.
+    pub fn route(&self, method: &str, path: &str, reply: Reply) -> &Self {
+        lock(&self.shared.routes).insert((method.to_ascii_uppercase(), path.to_owned()), reply);
+        self
+    }
+
+    /// The requests made to routes other than chat completions and the model list, in order:
+    /// method, path, and JSON body (`null` when there was none).
+    pub fn route_requests(&self) -> Vec<(String, String, Value)> {
+        lock(&self.shared.route_requests).clone()
     }
 
     /// The JSON bodies of the chat-completion requests received so far, in order (a body that
@@ -194,6 +227,7 @@ impl Drop for FakeModelServer {
 pub struct Reply {
     status: u16,
     content_type: String,
+    headers: Vec<(String, String)>,
     chunks: Vec<Bytes>,
     chunk_delay: Duration,
     hang_after: Option<usize>,
@@ -260,6 +294,7 @@ impl Reply {
         Self {
             status,
             content_type: content_type.to_owned(),
+            headers: Vec::new(),
             chunks,
             chunk_delay: Duration::ZERO,
             hang_after: None,
@@ -268,9 +303,9 @@ impl Reply {
     }
 
     /// Replays a recorded `.http` exchange (status line, headers, blank line, body): its
-    /// status, content type and body bytes exactly. Recorded SSE bodies are sent one event per
-    /// write; `*_RAWWIRE` bodies (still chunk-framed) one recorded HTTP chunk per write, so
-    /// several events can share a read as they did on the wire.
+    /// status, content type, `Retry-After` and body bytes exactly. Recorded SSE bodies are sent
+    /// one event per write; `*_RAWWIRE` bodies (still chunk-framed) one recorded HTTP chunk per
+    /// write, so several events can share a read as they did on the wire.
     pub fn fixture(http: &str) -> Self {
         let (head, body) = http
             .split_once("\r\n\r\n")
@@ -284,6 +319,7 @@ impl Reply {
             .expect("an .http fixture starts with a status line");
         let mut content_type = "application/octet-stream".to_owned();
         let mut chunked = false;
+        let mut headers = Vec::new();
         for line in lines {
             let Some((name, value)) = line.split_once(':') else {
                 continue;
@@ -293,6 +329,8 @@ impl Reply {
                 content_type = value.to_owned();
             } else if name.eq_ignore_ascii_case("transfer-encoding") {
                 chunked = value.eq_ignore_ascii_case("chunked");
+            } else if name.eq_ignore_ascii_case("retry-after") {
+                headers.push(("retry-after".to_owned(), value.to_owned()));
             }
         }
         let body = body.as_bytes();
@@ -303,12 +341,28 @@ impl Reply {
         } else {
             vec![Bytes::copy_from_slice(body)]
         };
-        Self::new(status, &content_type, chunks)
+        let mut reply = Self::new(status, &content_type, chunks);
+        reply.headers = headers;
+        reply
     }
 
     /// A raw SSE body (such as a `.sse` fixture file), sent one event per write.
     pub fn sse_body(body: &str) -> Self {
         Self::new(200, "text/event-stream", split_events(body.as_bytes()))
+    }
+
+    /// A streaming answer sent in exactly these writes (to cut a body at chosen bytes).
+    pub fn sse_writes(writes: Vec<Vec<u8>>) -> Self {
+        Self::new(
+            200,
+            "text/event-stream",
+            writes.into_iter().map(Bytes::from).collect(),
+        )
+    }
+
+    /// A `200` JSON answer (for the routes of [`FakeModelServer::route`]).
+    pub fn json(body: Value) -> Self {
+        Self::error(200, body)
     }
 
     /// Each value framed as `data: JSON\n\n`, then `data: [DONE]\n\n`, one write each.
@@ -436,6 +490,12 @@ impl Reply {
     /// Any status, content type and body, sent in one write.
     pub fn raw(status: u16, content_type: &str, body: &str) -> Self {
         Self::new(status, content_type, vec![Bytes::from(body.to_owned())])
+    }
+
+    /// Adds a response header, e.g. `.header("retry-after", "1")`.
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        self.headers.push((name.to_owned(), value.to_owned()));
+        self
     }
 
     /// Waits `delay` before each write.
@@ -569,13 +629,14 @@ async fn chat_completions(
             }}),
         )
     });
-    respond(reply, shared)
+    respond(reply, Some(shared))
 }
 
 /// Counts an answer as completed when its last write went out, or as abandoned when the
 /// server drops the body before that (hyper does when the client goes away).
 struct BodyGuard {
-    shared: Arc<Shared>,
+    /// `None` for answers that are not counted (model lists, other routes).
+    shared: Option<Arc<Shared>>,
     finished: bool,
 }
 
@@ -587,20 +648,25 @@ impl BodyGuard {
 
 impl Drop for BodyGuard {
     fn drop(&mut self) {
+        let Some(shared) = &self.shared else {
+            return;
+        };
         let counter = if self.finished {
-            &self.shared.completed
+            &shared.completed
         } else {
-            &self.shared.disconnects
+            &shared.disconnects
         };
         counter.fetch_add(1, Ordering::SeqCst);
-        self.shared.changed.notify_waiters();
+        shared.changed.notify_waiters();
     }
 }
 
-fn respond(reply: Reply, shared: Arc<Shared>) -> Response {
+/// The response playing `reply`; `shared`, when given, counts it as completed or abandoned.
+fn respond(reply: Reply, shared: Option<Arc<Shared>>) -> Response {
     let Reply {
         status,
         content_type,
+        headers,
         chunks,
         chunk_delay,
         hang_after,
@@ -630,15 +696,26 @@ fn respond(reply: Reply, shared: Arc<Shared>) -> Response {
             }
         }
     });
-    Response::builder()
+    let mut response = Response::builder()
         .status(StatusCode::from_u16(status).expect("a valid HTTP status"))
-        .header(header::CONTENT_TYPE, content_type)
+        .header(header::CONTENT_TYPE, content_type);
+    for (name, value) in headers {
+        response = response.header(
+            HeaderName::try_from(name).expect("a valid header name"),
+            HeaderValue::try_from(value).expect("a valid header value"),
+        );
+    }
+    response
         .body(Body::from_stream(body))
         .expect("a valid response")
 }
 
 async fn models(State(shared): State<Arc<Shared>>) -> Response {
     shared.model_list_requests.fetch_add(1, Ordering::SeqCst);
+    let reply = lock(&shared.models_reply).clone();
+    if let Some(reply) = reply {
+        return respond(reply, None);
+    }
     let data: Vec<Value> = lock(&shared.models)
         .iter()
         .map(|id| json!({"id": id, "object": "model", "owned_by": "punie-tests"}))
@@ -646,7 +723,25 @@ async fn models(State(shared): State<Arc<Shared>>) -> Response {
     axum::Json(json!({"object": "list", "data": data})).into_response()
 }
 
-async fn not_found() -> Response {
+async fn other_route(
+    State(shared): State<Arc<Shared>>,
+    method: Method,
+    uri: Uri,
+    body: Bytes,
+) -> Response {
+    let path = uri.path().to_owned();
+    let body = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    lock(&shared.route_requests).push((method.as_str().to_owned(), path.clone(), body));
+    let reply = lock(&shared.routes)
+        .get(&(method.as_str().to_owned(), path))
+        .cloned();
+    match reply {
+        Some(reply) => respond(reply, None),
+        None => not_found(),
+    }
+}
+
+fn not_found() -> Response {
     (
         StatusCode::NOT_FOUND,
         axum::Json(

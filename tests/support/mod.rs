@@ -3,3 +3,4 @@
 
 pub mod editor;
 pub mod fake_model;
+pub mod served;

@@ -1,23 +1,31 @@
-//! The tools every session has: reading and writing files, running commands, and managing the
-//! commands left running.
+//! The tools every session has: reading, editing and writing files, finding files and text,
+//! running commands, and managing the commands left running.
 
 mod commands;
+mod edit;
 mod files;
+mod search;
 
 use std::sync::Arc;
 
 pub use commands::{
     GetTerminalOutput, KillTerminal, ReleaseTerminal, RunCommand, WaitForTerminalExit,
 };
+pub use edit::EditFile;
 pub use files::{ReadFile, WriteFile};
+pub use search::{Glob, Grep, ListDir};
 
 use super::Toolset;
 
-/// The default toolset: file and command tools.
+/// The default toolset: file, search and command tools.
 pub fn default_toolset() -> Toolset {
     let mut tools = Toolset::new();
     tools.add(Arc::new(ReadFile));
+    tools.add(Arc::new(EditFile));
     tools.add(Arc::new(WriteFile));
+    tools.add(Arc::new(ListDir));
+    tools.add(Arc::new(Glob));
+    tools.add(Arc::new(Grep));
     tools.add(Arc::new(RunCommand));
     tools.add(Arc::new(GetTerminalOutput));
     tools.add(Arc::new(WaitForTerminalExit));

@@ -178,6 +178,9 @@ impl Confined {
             .take(MAX_READ_BYTES + 1)
             .read_to_end(&mut bytes)
             .map_err(|err| self.error(operation, err))?;
+        if bytes.len() as u64 > MAX_READ_BYTES {
+            return Err(self.io(operation, "it grew past the size Punie reads at once"));
+        }
         String::from_utf8(bytes).map_err(|err| {
             self.io(
                 operation,

@@ -225,7 +225,7 @@ impl LocalTerminals {
         Ok(Starting {
             command: request.command,
             release,
-            spawned,
+            spawned: SpawnOutcome(spawned),
             reader,
             shared,
             exited,
@@ -233,19 +233,31 @@ impl LocalTerminals {
     }
 }
 
+/// The news that a command started. Dropped unread (its `create` abandoned at just the wrong
+/// moment), it kills the command, which nobody could otherwise reach.
+struct SpawnOutcome(oneshot::Receiver<std::io::Result<Pid>>);
+
+impl Drop for SpawnOutcome {
+    fn drop(&mut self) {
+        if let Ok(Ok(pid)) = self.0.try_recv() {
+            let _ = rustix::process::kill_process_group(pid, Signal::KILL);
+        }
+    }
+}
+
 /// A command handed to its thread, not yet known to have started.
 struct Starting {
     command: String,
     release: std::sync::mpsc::Sender<()>,
-    spawned: oneshot::Receiver<std::io::Result<Pid>>,
+    spawned: SpawnOutcome,
     reader: Arc<Receiver>,
     shared: Arc<Mutex<Shared>>,
     exited: watch::Receiver<Option<ExitStatus>>,
 }
 
 impl Starting {
-    async fn started(self) -> Result<Terminal> {
-        let pgid = match self.spawned.await {
+    async fn started(mut self) -> Result<Terminal> {
+        let pgid = match (&mut self.spawned.0).await {
             Ok(Ok(pid)) => pid,
             Ok(Err(err)) => return Err(spawn_error(&self.command, err)),
             Err(_) => {
@@ -414,7 +426,9 @@ fn drain(fd: std::os::fd::BorrowedFd<'_>, output: &mut OutputBuffer) {
     let mut pending = rustix::io::ioctl_fionread(fd).unwrap_or(0);
     let mut chunk = [0u8; 16 * 1024];
     while pending > 0 {
-        let want = chunk.len().min(usize::try_from(pending).unwrap_or(usize::MAX));
+        let want = chunk
+            .len()
+            .min(usize::try_from(pending).unwrap_or(usize::MAX));
         match rustix::io::read(fd, &mut chunk[..want]) {
             Ok(0) => return,
             Ok(n) => {
@@ -431,10 +445,15 @@ fn drain(fd: std::os::fd::BorrowedFd<'_>, output: &mut OutputBuffer) {
 fn wait_without_reaping(pid: Pid, command: &str) -> ExitStatus {
     use rustix::process::{WaitId, WaitIdOptions, waitid};
     loop {
-        match waitid(WaitId::Pid(pid), WaitIdOptions::EXITED | WaitIdOptions::NOWAIT) {
+        match waitid(
+            WaitId::Pid(pid),
+            WaitIdOptions::EXITED | WaitIdOptions::NOWAIT,
+        ) {
             Ok(Some(status)) => {
                 return ExitStatus {
-                    exit_code: status.exit_status().and_then(|code| u32::try_from(code).ok()),
+                    exit_code: status
+                        .exit_status()
+                        .and_then(|code| u32::try_from(code).ok()),
                     signal: status.terminating_signal().map(signal_name),
                 };
             }

@@ -1,0 +1,252 @@
+//! Fitting a conversation into a small context window: estimating its size, shortening old
+//! tool outputs, and summarising older turns, so no request is sent that cannot fit.
+
+use crate::llm::{Message, ToolSpec};
+
+/// Context window assumed when neither the server nor the configuration says.
+pub(crate) const DEFAULT_CONTEXT_TOKENS: u32 = 8192;
+/// The fewest tokens left for the answer before a request is refused as too large.
+pub(crate) const MIN_ANSWER_TOKENS: u32 = 256;
+/// Old tool outputs are shortened to this many characters (head and tail kept).
+const SHORTENED_TOOL_OUTPUT: usize = 600;
+/// Turns kept verbatim when older ones are summarised.
+pub(crate) const KEPT_TURNS: usize = 2;
+
+/// A deliberately pessimistic token estimate: about 3 bytes per token, plus framing.
+pub(crate) fn estimate_tokens(text: &str) -> u32 {
+    (text.len() as u32).div_ceil(3)
+}
+
+fn message_tokens(message: &Message) -> u32 {
+    const FRAMING: u32 = 8;
+    FRAMING
+        + match message {
+            Message::System { content } | Message::User { content } => estimate_tokens(content),
+            Message::Assistant {
+                content,
+                tool_calls,
+            } => {
+                content.as_deref().map_or(0, estimate_tokens)
+                    + tool_calls
+                        .iter()
+                        .map(|c| estimate_tokens(&c.name) + estimate_tokens(&c.arguments) + FRAMING)
+                        .sum::<u32>()
+            }
+            Message::Tool { content, .. } => estimate_tokens(content),
+        }
+}
+
+/// Estimated tokens of a request's prompt.
+pub(crate) fn prompt_tokens(system: &Message, tools: &[ToolSpec], history: &[Message]) -> u32 {
+    let tools: u32 = tools
+        .iter()
+        .map(|t| {
+            estimate_tokens(&t.name)
+                + estimate_tokens(&t.description)
+                + estimate_tokens(&t.parameters.to_string())
+        })
+        .sum();
+    message_tokens(system) + tools + history.iter().map(message_tokens).sum::<u32>()
+}
+
+/// Keeps the head and tail of `text` within about `limit` characters, saying what was cut.
+pub(crate) fn head_and_tail(text: &str, limit: usize, hint: &str) -> String {
+    if text.len() <= limit {
+        return text.to_owned();
+    }
+    let half = limit / 2;
+    let head_end = floor_char_boundary(text, half);
+    let tail_start = ceil_char_boundary(text, text.len() - half);
+    let cut = &text[head_end..tail_start];
+    format!(
+        "{}\n[… {} characters ({} lines) cut{hint} …]\n{}",
+        &text[..head_end],
+        cut.len(),
+        cut.lines().count(),
+        &text[tail_start..]
+    )
+}
+
+fn floor_char_boundary(text: &str, mut index: usize) -> usize {
+    while !text.is_char_boundary(index) {
+        index -= 1;
+    }
+    index
+}
+
+fn ceil_char_boundary(text: &str, mut index: usize) -> usize {
+    while !text.is_char_boundary(index) {
+        index += 1;
+    }
+    index
+}
+
+/// Index of the first message of the `keep` most recent turns (a turn starts at a user
+/// message), or 0 when there are no more turns than that.
+pub(crate) fn recent_turns_start(history: &[Message], keep: usize) -> usize {
+    let starts: Vec<usize> = history
+        .iter()
+        .enumerate()
+        .filter(|(_, m)| matches!(m, Message::User { .. }))
+        .map(|(i, _)| i)
+        .collect();
+    if starts.len() <= keep {
+        0
+    } else {
+        starts[starts.len() - keep]
+    }
+}
+
+/// Shortens tool outputs older than `before`. Returns whether anything changed.
+pub(crate) fn shorten_old_tool_outputs(history: &mut [Message], before: usize) -> bool {
+    let mut changed = false;
+    for message in &mut history[..before] {
+        if let Message::Tool { content, .. } = message
+            && content.len() > SHORTENED_TOOL_OUTPUT + 100
+        {
+            *content = head_and_tail(
+                content,
+                SHORTENED_TOOL_OUTPUT,
+                " from this old tool output to save context",
+            );
+            changed = true;
+        }
+    }
+    changed
+}
+
+/// The older part of a conversation as plain text, for the model to summarise.
+pub(crate) fn transcript(messages: &[Message]) -> String {
+    let mut out = String::new();
+    for message in messages {
+        match message {
+            Message::User { content } => out.push_str(&format!("USER: {content}\n")),
+            Message::Assistant {
+                content,
+                tool_calls,
+            } => {
+                if let Some(content) = content {
+                    out.push_str(&format!("ASSISTANT: {content}\n"));
+                }
+                for call in tool_calls {
+                    out.push_str(&format!(
+                        "ASSISTANT called {}({})\n",
+                        call.name,
+                        head_and_tail(&call.arguments, 300, "")
+                    ));
+                }
+            }
+            Message::Tool { content, .. } => out.push_str(&format!(
+                "TOOL RESULT: {}\n",
+                head_and_tail(content, 400, "")
+            )),
+            Message::System { content } => out.push_str(&format!("NOTE: {content}\n")),
+        }
+    }
+    out
+}
+
+/// Replaces `history[..keep_from]` with a summary exchange.
+pub(crate) fn replace_with_summary(history: &mut Vec<Message>, keep_from: usize, summary: &str) {
+    let summary = vec![
+        Message::User {
+            content: format!(
+                "[Summary of our earlier conversation, written to save context]\n{summary}"
+            ),
+        },
+        Message::Assistant {
+            content: Some("Understood; I will continue from there.".to_owned()),
+            tool_calls: Vec::new(),
+        },
+    ];
+    history.splice(..keep_from, summary);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::llm::ToolCall;
+
+    fn turn(user: &str, tool_output: &str) -> Vec<Message> {
+        vec![
+            Message::User {
+                content: user.to_owned(),
+            },
+            Message::Assistant {
+                content: None,
+                tool_calls: vec![ToolCall {
+                    id: "c".into(),
+                    name: "read_file".into(),
+                    arguments: "{}".into(),
+                }],
+            },
+            Message::Tool {
+                tool_call_id: "c".into(),
+                content: tool_output.to_owned(),
+            },
+            Message::Assistant {
+                content: Some("ok".into()),
+                tool_calls: Vec::new(),
+            },
+        ]
+    }
+
+    #[test]
+    fn head_and_tail_keeps_both_ends_and_says_what_was_cut() {
+        let text = format!("HEAD{}TAIL", "é".repeat(1000));
+        let short = head_and_tail(&text, 100, "");
+        assert!(
+            short.starts_with("HEAD") && short.ends_with("TAIL"),
+            "{short}"
+        );
+        assert!(short.contains("characters") && short.len() < 300);
+        assert_eq!(head_and_tail("small", 100, ""), "small");
+    }
+
+    #[test]
+    fn only_old_tool_outputs_are_shortened() {
+        let big = "x".repeat(5000);
+        let mut history = [turn("one", &big), turn("two", &big), turn("three", &big)].concat();
+        let keep_from = recent_turns_start(&history, 2);
+        assert_eq!(keep_from, 4);
+        assert!(shorten_old_tool_outputs(&mut history, keep_from));
+        let sizes: Vec<usize> = history
+            .iter()
+            .filter_map(|m| match m {
+                Message::Tool { content, .. } => Some(content.len()),
+                _ => None,
+            })
+            .collect();
+        assert!(
+            sizes[0] < 1000 && sizes[1] == 5000 && sizes[2] == 5000,
+            "{sizes:?}"
+        );
+        assert!(
+            !shorten_old_tool_outputs(&mut history, keep_from),
+            "idempotent"
+        );
+    }
+
+    #[test]
+    fn a_summary_replaces_old_turns_and_keeps_roles_alternating() {
+        let mut history = [turn("one", "a"), turn("two", "b"), turn("three", "c")].concat();
+        let keep_from = recent_turns_start(&history, 2);
+        replace_with_summary(&mut history, keep_from, "we read a file");
+        assert!(
+            matches!(&history[0], Message::User { content } if content.contains("we read a file"))
+        );
+        assert!(matches!(&history[1], Message::Assistant { .. }));
+        assert!(matches!(&history[2], Message::User { content } if content == "two"));
+        assert_eq!(history.len(), 2 + 8);
+    }
+
+    #[test]
+    fn estimates_grow_with_content() {
+        let system = Message::System {
+            content: "s".repeat(300),
+        };
+        let small = prompt_tokens(&system, &[], &turn("hi", "x"));
+        let large = prompt_tokens(&system, &[], &turn("hi", &"x".repeat(3000)));
+        assert!(large >= small + 990, "{small} {large}");
+    }
+}

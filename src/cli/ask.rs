@@ -1,0 +1,304 @@
+//! `punie ask "PROMPT"`: one prompt, in a terminal, without an editor.
+//!
+//! The workspace is local (files and commands confined to `--workspace`). The answer streams to
+//! stdout; tool activity goes to stderr (`→ Read src/main.rs`, `✓ …`, `✗ …: why`), thoughts
+//! only with `--show-thinking`. Permission questions go to the terminal when there is one,
+//! unless `--approve` decides. The first Ctrl-C cancels the turn, a second one quits at once.
+//!
+//! Exit codes: 0 when the model finished its answer, 1 on failure (the model server is down…),
+//! 3 when the turn stopped at a limit, 130 when cancelled.
+
+use std::collections::HashMap;
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use anyhow::Context;
+use clap::Args;
+use serde_json::Value;
+
+use punie::agent::{EventSink, StopReason, ToolCallStatus, TurnEvent};
+use punie::workspace::ToolContent;
+use punie::workspace::local::{ApprovePolicy, LocalOptions, local_workspace};
+
+use super::signals::{Signal, Signals};
+use super::{Cli, EXIT_CANCELLED, EXIT_FAILURE, EXIT_LIMIT, runtime, startup};
+
+/// Options of `punie ask`.
+#[derive(Debug, Args)]
+pub struct AskArgs {
+    /// What to ask ("-" reads it from stdin).
+    #[arg(value_name = "PROMPT")]
+    pub prompt: String,
+
+    /// The directory Punie may read, write and run commands in.
+    #[arg(long, short, default_value = ".", value_name = "DIR")]
+    pub workspace: PathBuf,
+
+    /// What is allowed without asking: none, edits (file changes) or all (commands too).
+    /// Without it Punie asks at the terminal, or refuses when there is no terminal.
+    #[arg(long, env = "PUNIE_APPROVE", value_name = "POLICY", value_parser = parse_policy)]
+    pub approve: Option<ApprovePolicy>,
+
+    /// Show the model's reasoning (dimmed, on stderr).
+    #[arg(long)]
+    pub show_thinking: bool,
+}
+
+fn parse_policy(text: &str) -> Result<ApprovePolicy, String> {
+    text.parse()
+}
+
+/// Asks once and streams the answer.
+pub fn run(cli: &Cli, args: &AskArgs) -> anyhow::Result<u8> {
+    let prompt = if args.prompt == "-" {
+        std::io::read_to_string(std::io::stdin()).context("cannot read the prompt from stdin")?
+    } else {
+        args.prompt.clone()
+    };
+    if prompt.trim().is_empty() {
+        return Err(startup(anyhow::anyhow!("the prompt is empty")));
+    }
+    if !args.workspace.is_dir() {
+        return Err(startup(anyhow::anyhow!(
+            "the workspace {} is not a directory",
+            args.workspace.display()
+        )));
+    }
+    let agent = cli.agent()?;
+    let options = LocalOptions {
+        sandbox: cli.sandbox(),
+        approve: args.approve,
+        interactive: std::io::stdin().is_terminal() && std::io::stderr().is_terminal(),
+    };
+    let workspace = local_workspace(args.workspace.clone(), options)
+        .with_context(|| format!("cannot use {} as the workspace", args.workspace.display()))
+        .map_err(startup)?;
+    let runtime = runtime()?;
+    let events = Arc::new(TerminalEvents::new(args.show_thinking));
+    let code = runtime.block_on(async {
+        let mut signals = Signals::new()?;
+        let session = agent.new_session(move |_| workspace, agent.toolset());
+        let turn = agent.prompt(session.clone(), prompt, events.clone());
+        tokio::pin!(turn);
+        let outcome = loop {
+            tokio::select! {
+                result = &mut turn => break Some(result),
+                signal = signals.next() => {
+                    tracing::info!(signal = signal.name(), "signal during ask");
+                    if signal == Signal::Interrupt && !events.already_cancelling() {
+                        events.note("cancelling… (press Ctrl-C again to quit)");
+                        session.cancel();
+                    } else {
+                        break None;
+                    }
+                }
+            }
+        };
+        events.end_answer();
+        agent.close_all().await;
+        let code = match outcome {
+            Some(Ok(StopReason::EndTurn)) => 0,
+            Some(Ok(StopReason::MaxTokens)) => {
+                eprintln!("punie: the answer was cut at the model's token limit (max_tokens)");
+                EXIT_LIMIT
+            }
+            Some(Ok(StopReason::MaxTurnRequests)) => {
+                eprintln!(
+                    "punie: stopped after {} model requests: pass a higher --max-turn-requests to let it go on",
+                    cli.max_turn_requests
+                );
+                EXIT_LIMIT
+            }
+            Some(Ok(StopReason::Cancelled)) | None => {
+                eprintln!("punie: cancelled");
+                EXIT_CANCELLED
+            }
+            Some(Ok(other)) => {
+                eprintln!("punie: the turn stopped ({other:?})");
+                EXIT_FAILURE
+            }
+            Some(Err(error)) => {
+                eprintln!("punie: {error}");
+                EXIT_FAILURE
+            }
+        };
+        if events.refused_for_want_of_approval() && args.approve.is_none() {
+            eprintln!(
+                "punie: some actions were refused because nobody could be asked: pass --approve edits (file changes) or --approve all (commands too)"
+            );
+        }
+        anyhow::Ok(code)
+    })?;
+    // A permission question may still be waiting for a line from the terminal.
+    runtime.shutdown_background();
+    Ok(code)
+}
+
+/// Shows a turn in the terminal: the answer on stdout, the rest on stderr.
+struct TerminalEvents {
+    show_thinking: bool,
+    style: Style,
+    state: Mutex<TerminalState>,
+}
+
+#[derive(Default)]
+struct TerminalState {
+    /// Titles of the announced tool calls, by id.
+    titles: HashMap<String, String>,
+    /// True when the last answer text did not end a line.
+    answer_line_open: bool,
+    /// True when the last thought text did not end a line.
+    thought_line_open: bool,
+    cancelling: bool,
+    refused_for_want_of_approval: bool,
+}
+
+/// Colours for stderr, when it is a terminal and `NO_COLOR` is not set.
+#[derive(Clone, Copy)]
+struct Style {
+    color: bool,
+}
+
+impl Style {
+    fn paint(self, code: &str, text: &str) -> String {
+        if self.color {
+            format!("\x1b[{code}m{text}\x1b[0m")
+        } else {
+            text.to_owned()
+        }
+    }
+}
+
+impl TerminalEvents {
+    fn new(show_thinking: bool) -> Self {
+        let color = std::io::stderr().is_terminal()
+            && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+        Self {
+            show_thinking,
+            style: Style { color },
+            state: Mutex::default(),
+        }
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, TerminalState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Marks the turn as being cancelled; returns whether it already was.
+    fn already_cancelling(&self) -> bool {
+        std::mem::replace(&mut self.state().cancelling, true)
+    }
+
+    fn refused_for_want_of_approval(&self) -> bool {
+        self.state().refused_for_want_of_approval
+    }
+
+    /// Ends the answer's last line, so the shell prompt starts on its own line.
+    fn end_answer(&self) {
+        let mut state = self.state();
+        close_lines(&mut state);
+    }
+
+    /// A line on stderr, on its own line.
+    fn note(&self, text: &str) {
+        let mut state = self.state();
+        close_lines(&mut state);
+        let mut stderr = std::io::stderr().lock();
+        let _ = writeln!(stderr, "{}", self.style.paint("2", text));
+    }
+}
+
+/// Ends the open answer or thought line. Writes to a closed pipe are ignored: the person
+/// stopped reading, the turn goes on.
+fn close_lines(state: &mut TerminalState) {
+    if state.answer_line_open {
+        let mut stdout = std::io::stdout().lock();
+        let _ = stdout.write_all(b"\n");
+        let _ = stdout.flush();
+        state.answer_line_open = false;
+    }
+    if state.thought_line_open {
+        let _ = std::io::stderr().lock().write_all(b"\n");
+        state.thought_line_open = false;
+    }
+}
+
+impl EventSink for TerminalEvents {
+    fn emit(&self, _session_id: &str, event: TurnEvent) {
+        let mut state = self.state();
+        match event {
+            TurnEvent::MessageChunk(text) => {
+                if text.is_empty() {
+                    return;
+                }
+                if state.thought_line_open {
+                    let _ = std::io::stderr().lock().write_all(b"\n");
+                    state.thought_line_open = false;
+                }
+                let mut stdout = std::io::stdout().lock();
+                let _ = stdout.write_all(text.as_bytes());
+                let _ = stdout.flush();
+                state.answer_line_open = !text.ends_with('\n');
+            }
+            TurnEvent::ThoughtChunk(text) => {
+                if !self.show_thinking || text.is_empty() {
+                    return;
+                }
+                if state.answer_line_open {
+                    close_lines(&mut state);
+                }
+                let mut stderr = std::io::stderr().lock();
+                let _ = stderr.write_all(self.style.paint("2", &text).as_bytes());
+                state.thought_line_open = !text.ends_with('\n');
+            }
+            TurnEvent::ToolCall(call) => {
+                close_lines(&mut state);
+                let line = format!("{} {}", self.style.paint("36", "→"), call.title);
+                state.titles.insert(call.id, call.title);
+                let _ = writeln!(std::io::stderr().lock(), "{line}");
+            }
+            TurnEvent::ToolCallUpdate(change) => {
+                let title = state.titles.get(&change.id).cloned().unwrap_or(change.id);
+                let line = match change.status {
+                    Some(ToolCallStatus::Completed) => {
+                        format!("{} {title}", self.style.paint("32", "✓"))
+                    }
+                    Some(ToolCallStatus::Failed) => {
+                        let reason =
+                            failure_reason(change.raw_output.as_ref(), change.content.as_deref());
+                        if reason.contains("--approve") {
+                            state.refused_for_want_of_approval = true;
+                        }
+                        format!("{} {title}: {reason}", self.style.paint("31", "✗"))
+                    }
+                    _ => return,
+                };
+                close_lines(&mut state);
+                let _ = writeln!(std::io::stderr().lock(), "{line}");
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Why a tool call failed, in one line.
+fn failure_reason(raw_output: Option<&Value>, content: Option<&[ToolContent]>) -> String {
+    let from_output = raw_output
+        .and_then(|output| output.get("error"))
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    let from_content = || {
+        content.and_then(|content| {
+            content.iter().find_map(|item| match item {
+                ToolContent::Text(text) => Some(text.clone()),
+                _ => None,
+            })
+        })
+    };
+    let reason = from_output
+        .or_else(from_content)
+        .unwrap_or_else(|| "failed".to_owned());
+    let first_line = reason.lines().next().unwrap_or_default().trim();
+    first_line.trim_end_matches('.').to_owned()
+}

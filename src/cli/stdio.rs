@@ -1,0 +1,37 @@
+//! `punie` (or `punie stdio`): ACP on stdin/stdout, for the editor that started us. Ends when
+//! the editor closes stdin, or on SIGINT/SIGTERM; either way turns are cancelled and commands
+//! killed before exit.
+
+use super::signals::Signals;
+use super::{Cli, EXIT_FAILURE, runtime};
+
+/// Serves the editor on stdio until it hangs up or a signal arrives.
+pub fn run(cli: &Cli) -> anyhow::Result<u8> {
+    let agent = cli.agent()?;
+    let runtime = runtime()?;
+    let code = runtime.block_on(async {
+        let mut signals = Signals::new()?;
+        let code = tokio::select! {
+            result = punie::acp::serve_stdio(agent.clone()) => match result {
+                Ok(()) => {
+                    tracing::info!("the editor closed stdin");
+                    0
+                }
+                Err(error) => {
+                    tracing::error!(%error, "stdio connection failed");
+                    eprintln!("punie: {error}");
+                    EXIT_FAILURE
+                }
+            },
+            signal = signals.next() => {
+                tracing::info!(signal = signal.name(), "shutting down");
+                0
+            }
+        };
+        agent.close_all().await;
+        anyhow::Ok(code)
+    })?;
+    // Blocking stdin readers may still be parked in a read; do not wait for them.
+    runtime.shutdown_background();
+    Ok(code)
+}

@@ -1,0 +1,253 @@
+//! The HTTP face of `punie serve`: a health report and the Agent Client Protocol over
+//! WebSocket, on one port.
+//!
+//! | route | what |
+//! |---|---|
+//! | `GET /health` | JSON: status, version, the model and whether its server answers, open sessions and connections, uptime |
+//! | `GET /acp` (WebSocket upgrade) | one ACP connection per socket, one JSON-RPC message per text frame |
+//!
+//! Who may connect:
+//!
+//! - A loopback address is the default. Binding any other address needs an explicit
+//!   `allow_remote` and a bearer token ([`check_bind`]).
+//! - When a token is set, every request must carry it (`Authorization: Bearer TOKEN` or
+//!   `?token=TOKEN`); otherwise 401.
+//! - A request with an `Origin` header (a browser page) is refused (403) unless the origin is
+//!   `http(s)://localhost`, `127.0.0.1` or `[::1]` on any port; so is, on a loopback bind, a
+//!   `Host` that is not a loopback name (DNS rebinding).
+//! - At most [`ServerOptions::max_connections`] WebSocket connections at once (503 beyond), and
+//!   messages of at most [`ServerOptions::max_message_bytes`].
+//!
+//! On shutdown (the token given to [`serve`] is cancelled) the listener stops accepting and
+//! every WebSocket connection is dropped; the caller then closes the agent's sessions
+//! ([`Agent::close_all`]) to cancel turns and kill commands.
+
+mod guard;
+mod health;
+mod socket;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::routing::get;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+
+use crate::agent::Agent;
+use crate::llm::OpenAiModel;
+
+/// WebSocket connections served at once unless told otherwise.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 64;
+
+/// The largest WebSocket message (and frame) accepted unless told otherwise: 16 MiB.
+pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
+
+/// How long `/health` waits for the model server unless told otherwise.
+pub const DEFAULT_MODEL_PROBE_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// What can stop the server from starting or serving.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServerError {
+    /// A non-loopback address was asked for without `allow_remote`.
+    #[error(
+        "{host} is not a loopback address: serving other machines needs --allow-remote and a token (--token or PUNIE_SERVE_TOKEN)"
+    )]
+    RemoteNotAllowed {
+        /// The address asked for.
+        host: String,
+    },
+    /// A non-loopback address was asked for without a token.
+    #[error(
+        "serving {host} to other machines needs a bearer token: set PUNIE_SERVE_TOKEN or pass --token"
+    )]
+    RemoteWithoutToken {
+        /// The address asked for.
+        host: String,
+    },
+    /// The address could not be resolved or bound.
+    #[error("cannot listen on {address}: {reason}")]
+    Bind {
+        /// The address asked for.
+        address: String,
+        /// Why.
+        reason: String,
+    },
+    /// The server failed while serving.
+    #[error("the HTTP server failed: {0}")]
+    Serve(String),
+}
+
+/// How the server behaves.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct ServerOptions {
+    /// The bearer token every request must carry, if any.
+    pub token: Option<String>,
+    /// True when bound to a non-loopback address: any `Host` header is then accepted.
+    pub remote: bool,
+    /// WebSocket connections served at once; more get 503.
+    pub max_connections: usize,
+    /// The largest WebSocket message (and frame) accepted, in bytes.
+    pub max_message_bytes: usize,
+    /// The model whose server `/health` asks for its model list, if any.
+    pub model: Option<Arc<OpenAiModel>>,
+    /// How long `/health` waits for the model server.
+    pub model_probe_timeout: Duration,
+}
+
+impl Default for ServerOptions {
+    fn default() -> Self {
+        Self {
+            token: None,
+            remote: false,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
+            model: None,
+            model_probe_timeout: DEFAULT_MODEL_PROBE_TIMEOUT,
+        }
+    }
+}
+
+/// What every handler shares.
+struct ServerState {
+    agent: Arc<Agent>,
+    options: ServerOptions,
+    started: Instant,
+    connections: Arc<Semaphore>,
+    next_connection: AtomicU64,
+    shutdown: CancellationToken,
+}
+
+/// Refuses a bind that would expose the agent beyond this machine without an explicit
+/// `allow_remote` and a non-empty `token`. Returns whether the bind is remote.
+pub fn check_bind(
+    addresses: &[SocketAddr],
+    host: &str,
+    allow_remote: bool,
+    token: Option<&str>,
+) -> Result<bool, ServerError> {
+    let remote = addresses.iter().any(|address| !address.ip().is_loopback());
+    if !remote {
+        return Ok(false);
+    }
+    if !allow_remote {
+        return Err(ServerError::RemoteNotAllowed {
+            host: host.to_owned(),
+        });
+    }
+    if token.is_none_or(|token| token.trim().is_empty()) {
+        return Err(ServerError::RemoteWithoutToken {
+            host: host.to_owned(),
+        });
+    }
+    Ok(true)
+}
+
+/// Resolves `host:port`, applies [`check_bind`], and binds. Returns the listener and whether
+/// the bind is remote (for [`ServerOptions::remote`]).
+pub async fn bind(
+    host: &str,
+    port: u16,
+    allow_remote: bool,
+    token: Option<&str>,
+) -> Result<(TcpListener, bool), ServerError> {
+    let address = if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    };
+    let bind_error = |reason: String| ServerError::Bind {
+        address: address.clone(),
+        reason,
+    };
+    let addresses: Vec<SocketAddr> = tokio::net::lookup_host(&address)
+        .await
+        .map_err(|e| bind_error(e.to_string()))?
+        .collect();
+    if addresses.is_empty() {
+        return Err(bind_error("the name resolves to no address".to_owned()));
+    }
+    let remote = check_bind(&addresses, host, allow_remote, token)?;
+    let listener = TcpListener::bind(addresses.as_slice())
+        .await
+        .map_err(|e| bind_error(e.to_string()))?;
+    Ok((listener, remote))
+}
+
+/// The routes, for embedding in another axum application. Connections end when `shutdown` is
+/// cancelled.
+pub fn router(agent: Arc<Agent>, options: ServerOptions, shutdown: CancellationToken) -> Router {
+    let state = Arc::new(ServerState {
+        agent,
+        connections: Arc::new(Semaphore::new(options.max_connections)),
+        options,
+        started: Instant::now(),
+        next_connection: AtomicU64::new(1),
+        shutdown,
+    });
+    Router::new()
+        .route("/health", get(health::health))
+        .route("/acp", get(socket::acp_socket))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            guard::check_request,
+        ))
+        .with_state(state)
+}
+
+/// Serves `agent` on `listener` until `shutdown` is cancelled.
+pub async fn serve(
+    listener: TcpListener,
+    agent: Arc<Agent>,
+    options: ServerOptions,
+    shutdown: CancellationToken,
+) -> Result<(), ServerError> {
+    if let Ok(address) = listener.local_addr() {
+        tracing::info!(%address, remote = options.remote, token = options.token.is_some(), "HTTP server listening");
+    }
+    let app = router(agent, options, shutdown.clone());
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown.cancelled_owned())
+        .await
+        .map_err(|e| ServerError::Serve(e.to_string()))?;
+    tracing::info!("HTTP server stopped");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn addr(text: &str) -> SocketAddr {
+        text.parse().unwrap()
+    }
+
+    #[test]
+    fn loopback_needs_nothing() {
+        assert!(!check_bind(&[addr("127.0.0.1:7777")], "127.0.0.1", false, None).unwrap());
+        assert!(!check_bind(&[addr("[::1]:7777")], "::1", false, None).unwrap());
+    }
+
+    #[test]
+    fn remote_needs_the_flag_and_a_token() {
+        let any = [addr("0.0.0.0:7777")];
+        assert!(matches!(
+            check_bind(&any, "0.0.0.0", false, Some("t")),
+            Err(ServerError::RemoteNotAllowed { .. })
+        ));
+        assert!(matches!(
+            check_bind(&any, "0.0.0.0", true, None),
+            Err(ServerError::RemoteWithoutToken { .. })
+        ));
+        assert!(matches!(
+            check_bind(&any, "0.0.0.0", true, Some("  ")),
+            Err(ServerError::RemoteWithoutToken { .. })
+        ));
+        assert!(check_bind(&any, "0.0.0.0", true, Some("secret")).unwrap());
+    }
+}

@@ -1,0 +1,196 @@
+//! The command line as a person sees it: `--help` and `--version` (snapshots in
+//! `tests/snapshots/`; run with `UPDATE_SNAPSHOTS=1` to rewrite them after a deliberate
+//! change), invalid options refused before any protocol starts, environment fallbacks.
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+/// `punie ARGS` with no inherited `PUNIE_*` settings, a private log directory (given as an
+/// option, so that help shows no environment value), stdin closed and a fixed help width.
+fn punie(args: &[&str], env: &[(&str, &str)], logs: &Path) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_punie"));
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("PUNIE_") {
+            command.env_remove(name);
+        }
+    }
+    command
+        .env_remove("COLUMNS")
+        .envs(env.iter().copied())
+        .arg("--log-dir")
+        .arg(logs)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run punie")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn assert_snapshot(name: &str, actual: &str) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/snapshots")
+        .join(format!("{name}.txt"));
+    if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, actual).unwrap();
+        return;
+    }
+    let expected = std::fs::read_to_string(&path).unwrap_or_else(|_| {
+        panic!(
+            "missing snapshot {}: run with UPDATE_SNAPSHOTS=1",
+            path.display()
+        )
+    });
+    assert!(
+        expected == actual,
+        "{name} differs from {} (run with UPDATE_SNAPSHOTS=1 if the change is deliberate)\n--- expected\n{expected}\n--- actual\n{actual}",
+        path.display()
+    );
+}
+
+#[test]
+fn help_matches_the_snapshots() {
+    let logs = tempfile::tempdir().unwrap();
+    for (name, args) in [
+        ("help", vec!["--help"]),
+        ("help_short", vec!["-h"]),
+        ("help_serve", vec!["serve", "--help"]),
+        ("help_init", vec!["init", "--help"]),
+        ("help_ask", vec!["ask", "--help"]),
+    ] {
+        let output = punie(&args, &[], logs.path());
+        assert!(output.status.success(), "{name}: {output:?}");
+        assert_eq!(text(&output.stderr), "", "{name}");
+        assert_snapshot(name, &text(&output.stdout));
+    }
+}
+
+#[test]
+fn version_names_the_package_version() {
+    let logs = tempfile::tempdir().unwrap();
+    let output = punie(&["--version"], &[], logs.path());
+    assert!(output.status.success());
+    assert_eq!(
+        text(&output.stdout),
+        format!("punie {}\n", env!("CARGO_PKG_VERSION"))
+    );
+}
+
+#[test]
+fn help_shows_every_environment_fallback_and_hides_secrets() {
+    let logs = tempfile::tempdir().unwrap();
+    let output = punie(
+        &["serve", "--help"],
+        &[
+            ("PUNIE_API_KEY", "sk-very-secret"),
+            ("PUNIE_SERVE_TOKEN", "token-very-secret"),
+        ],
+        logs.path(),
+    );
+    // Wrapping may cut `[env: NAME]` in two.
+    let help = text(&output.stdout)
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    for env in [
+        "PUNIE_MODEL",
+        "PUNIE_API_KEY",
+        "PUNIE_LOG_DIR",
+        "PUNIE_LOG",
+        "PUNIE_PERF",
+        "PUNIE_NO_LANDLOCK",
+        "PUNIE_SERVE_TOKEN",
+    ] {
+        assert!(help.contains(&format!("[env: {env}")), "{env} in\n{help}");
+    }
+    assert!(!help.contains("very-secret"), "{help}");
+    assert!(help.contains("timing reports"), "{help}");
+    let ask = text(&punie(&["ask", "--help"], &[], logs.path()).stdout)
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert!(ask.contains("[env: PUNIE_APPROVE"), "{ask}");
+}
+
+#[test]
+fn invalid_options_fail_before_any_protocol_output() {
+    let logs = tempfile::tempdir().unwrap();
+    for (args, env, needle) in [
+        (vec!["--bogus"], vec![], "--bogus"),
+        (
+            vec!["--max-turn-requests", "0"],
+            vec![],
+            "max-turn-requests",
+        ),
+        (vec!["--log-level", "notafilter"], vec![], "notafilter"),
+        (vec![], vec![("PUNIE_LOG", "notafilter")], "notafilter"),
+        (vec![], vec![("PUNIE_PERF", "perhaps")], "perf"),
+        (
+            vec![],
+            vec![("PUNIE_NO_LANDLOCK", "perhaps")],
+            "no-landlock",
+        ),
+        (
+            vec!["ask", "--approve", "maybe", "hi"],
+            vec![],
+            "none, edits or all",
+        ),
+        (
+            vec!["ask", "hi"],
+            vec![("PUNIE_APPROVE", "maybe")],
+            "none, edits or all",
+        ),
+        (vec!["serve", "--port", "99999"], vec![], "99999"),
+        (vec!["nonsense"], vec![], "nonsense"),
+    ] {
+        let output = punie(&args, &env, logs.path());
+        let stderr = text(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{args:?} {env:?}: {stderr}");
+        assert_eq!(
+            text(&output.stdout),
+            "",
+            "{args:?} {env:?}: nothing on stdout"
+        );
+        assert!(stderr.contains(needle), "{args:?} {env:?}: {stderr}");
+    }
+}
+
+#[test]
+fn a_bad_model_spec_is_a_start_up_error() {
+    let logs = tempfile::tempdir().unwrap();
+    let output = punie(&[], &[("PUNIE_MODEL", "ftp://example/v1/x")], logs.path());
+    assert_eq!(output.status.code(), Some(2), "{output:?}");
+    assert_eq!(text(&output.stdout), "");
+    let stderr = text(&output.stderr);
+    assert!(stderr.contains("PUNIE_MODEL"), "{stderr}");
+    assert!(stderr.contains("ftp"), "{stderr}");
+}
+
+#[test]
+fn an_unusable_log_directory_is_a_start_up_error() {
+    let scratch = tempfile::tempdir().unwrap();
+    let file = scratch.path().join("a-file");
+    std::fs::write(&file, "not a directory").unwrap();
+    let output = punie(&[], &[], &file.join("logs"));
+    assert_eq!(output.status.code(), Some(2), "{output:?}");
+    assert_eq!(text(&output.stdout), "");
+    let stderr = text(&output.stderr);
+    assert!(stderr.contains("log directory"), "{stderr}");
+}
+
+#[test]
+fn plain_punie_logs_to_the_log_dir_and_exits_cleanly_on_stdin_eof() {
+    let logs = tempfile::tempdir().unwrap();
+    let output = punie(&["--log-level", "debug"], &[], logs.path());
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(text(&output.stdout), "", "stdout carries only the protocol");
+    let mut log = String::new();
+    for entry in std::fs::read_dir(logs.path()).unwrap() {
+        log.push_str(&std::fs::read_to_string(entry.unwrap().path()).unwrap());
+    }
+    assert!(log.contains("punie starting"), "{log}");
+    assert!(log.contains("punie exiting"), "flushed on exit: {log}");
+}
