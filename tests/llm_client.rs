@@ -61,7 +61,7 @@ async fn collect(mut stream: ModelStream) -> Result<Answer, (Answer, LlmError)> 
 }
 
 /// A client of `server` that tries each request once: these tests are about what one answer
-/// gives (retries are tested in `llm_local_models.rs`).
+/// gives (retries are tested in `llm_server.rs`).
 fn model_for(server: &FakeModelServer) -> OpenAiModel {
     OpenAiModel::new(ModelSpec::parse(&server.base_url()).unwrap(), None)
         .with_retry(RetryPolicy::never())

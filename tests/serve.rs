@@ -166,7 +166,7 @@ async fn two_clients_are_served_at_once_and_isolated() {
         .await;
     assert!(
         stolen.get("error").is_some(),
-        "B cannot use A's session: {stolen}"
+        "B cannot use A's session (acp::serve must refuse sessions opened on another connection): {stolen}"
     );
     assert!(
         stolen["error"]["message"]

@@ -20,7 +20,7 @@ use agent_client_protocol::v1::ConnectionTo;
 use agent_client_protocol::v1::schema as wire;
 use agent_client_protocol::{Agent as AgentRole, Client, ConnectTo};
 
-use crate::agent::{Agent, EventSink, Session, ToolsLoading, TurnEvent};
+use crate::agent::{Agent, AgentError, EventSink, Session, ToolsLoading, TurnEvent};
 use crate::tools::mcp::{DEFAULT_CONNECT_TIMEOUT, McpConnections, McpServerConfig};
 use crate::workspace::local::{LocalFileSystem, LocalTerminals};
 use crate::workspace::{FileSystem, Terminals, Workspace, WorkspaceError};
@@ -63,6 +63,22 @@ struct Connection {
 }
 
 impl Connection {
+    /// A session this connection opened. Sessions of other connections (another WebSocket
+    /// client of the same `punie serve`) are unknown here, so one client can never prompt,
+    /// cancel or reconfigure another's session.
+    fn session(&self, id: &str) -> Result<Arc<Session>, AgentError> {
+        let ours = self
+            .sessions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .any(|s| s == id);
+        if !ours {
+            return Err(AgentError::UnknownSession(id.to_owned()));
+        }
+        self.agent.session(id)
+    }
+
     /// True when the editor advertised Punie's tool discovery extension.
     fn discovery_advertised(&self) -> bool {
         discovery::advertised(&self.client.lock().unwrap_or_else(|p| p.into_inner()))
@@ -167,10 +183,11 @@ async fn model_options(agent: &Agent, session: &Session) -> Vec<wire::SessionCon
 }
 
 async fn set_config_option(
-    agent: &Agent,
+    connection: &Connection,
     request: wire::SetSessionConfigOptionRequest,
 ) -> Result<wire::SetSessionConfigOptionResponse, agent_client_protocol::Error> {
-    let session = agent
+    let agent = &connection.agent;
+    let session = connection
         .session(&request.session_id.0)
         .map_err(|e| convert::rpc_error(&e))?;
     let value = match (&*request.config_id.0, &request.value) {
@@ -196,7 +213,7 @@ async fn set_config_option(
 }
 
 async fn set_model_legacy(
-    agent: &Agent,
+    connection: &Connection,
     params: &serde_json::Value,
 ) -> Result<serde_json::Value, agent_client_protocol::Error> {
     let session_id = params
@@ -207,7 +224,8 @@ async fn set_model_legacy(
         .get("modelId")
         .and_then(|v| v.as_str())
         .ok_or_else(|| invalid_params("modelId is missing".to_owned()))?;
-    let session = agent
+    let agent = &connection.agent;
+    let session = connection
         .session(session_id)
         .map_err(|e| convert::rpc_error(&e))?;
     agent
@@ -412,7 +430,7 @@ pub async fn serve<T: ConnectTo<AgentRole>>(
                 let state = state.clone();
                 async move |request: wire::PromptRequest, responder, cx| {
                     let agent = state.agent.clone();
-                    let started = agent.session(&request.session_id.0).and_then(|session| {
+                    let started = state.session(&request.session_id.0).and_then(|session| {
                         agent.start_prompt(session, convert::prompt_text(&request.prompt))
                     });
                     let pending = match started {
@@ -445,9 +463,9 @@ pub async fn serve<T: ConnectTo<AgentRole>>(
             {
                 let state = state.clone();
                 async move |request: wire::SetSessionConfigOptionRequest, responder, _cx| {
-                    let agent = state.agent.clone();
+                    let state = state.clone();
                     tokio::spawn(async move {
-                        let result = set_config_option(&agent, request).await;
+                        let result = set_config_option(&state, request).await;
                         if let Err(error) = responder.respond_with_result(result) {
                             tracing::debug!(%error, "could not answer session/set_config_option");
                         }
@@ -461,8 +479,15 @@ pub async fn serve<T: ConnectTo<AgentRole>>(
             {
                 let state = state.clone();
                 async move |notification: wire::CancelNotification, _cx| {
-                    if let Err(error) = state.agent.cancel(&notification.session_id.0) {
-                        tracing::warn!(%error, "session/cancel for an unknown session");
+                    match state.session(&notification.session_id.0) {
+                        Ok(session) => {
+                            if session.cancel() {
+                                tracing::info!(session = session.id(), "turn cancelled");
+                            }
+                        }
+                        Err(error) => {
+                            tracing::warn!(%error, "session/cancel for an unknown session")
+                        }
                     }
                     Ok(())
                 }
@@ -498,9 +523,9 @@ pub async fn serve<T: ConnectTo<AgentRole>>(
                         error.message = format!("Method not found: {method}");
                         return responder.respond_with_error(error);
                     }
-                    let agent = state.agent.clone();
+                    let state = state.clone();
                     tokio::spawn(async move {
-                        let result = set_model_legacy(&agent, &params).await;
+                        let result = set_model_legacy(&state, &params).await;
                         if let Err(error) = responder.respond_with_result(result) {
                             tracing::debug!(%error, "could not answer session/set_model");
                         }

@@ -113,11 +113,7 @@ impl Endpoint {
         };
         let status = response.status();
         if !status.is_success() {
-            let retry_after = response
-                .headers()
-                .get(RETRY_AFTER)
-                .and_then(|value| value.to_str().ok())
-                .and_then(parse_retry_after);
+            let retry_after = retry_after(&response);
             let body = self.read_body(response).await?;
             let message = wire::error_message(&body).unwrap_or_default();
             let hint = static_hint(status, &message);
@@ -155,7 +151,7 @@ impl Endpoint {
     }
 
     /// `GET url` answered with JSON, within `wait`.
-    pub(crate) async fn get_json(&self, url: &str, wait: Duration) -> Result<Value, LlmError> {
+    pub(crate) async fn get_json(&self, url: &str, wait: Duration) -> Result<Value, Failure> {
         self.json_request(self.client.get(url), wait).await
     }
 
@@ -165,7 +161,7 @@ impl Endpoint {
         url: &str,
         body: &Value,
         wait: Duration,
-    ) -> Result<Value, LlmError> {
+    ) -> Result<Value, Failure> {
         self.json_request(self.client.post(url).json(body), wait)
             .await
     }
@@ -174,24 +170,30 @@ impl Endpoint {
         &self,
         mut request: reqwest::RequestBuilder,
         wait: Duration,
-    ) -> Result<Value, LlmError> {
+    ) -> Result<Value, Failure> {
         if let Some(key) = &self.api_key {
             request = request.bearer_auth(key);
         }
         let response = match timeout(wait, self.send(request)).await {
-            Ok(result) => result.map_err(|failure| failure.error)?,
-            Err(_) => return Err(self.timeout(wait, "asking about the models")),
+            Ok(result) => result?,
+            Err(_) => return Err(self.timeout(wait, "asking about the models").into()),
         };
         let status = response.status();
-        let body = self.read_body(response).await?;
         if !status.is_success() {
+            let retry_after = retry_after(&response);
+            let body = self.read_body(response).await?;
             let message = wire::error_message(&body).unwrap_or_default();
-            return Err(self.status_error(status, &body, static_hint(status, &message)));
+            return Err(Failure {
+                error: self.status_error(status, &body, static_hint(status, &message)),
+                transient: is_transient_status(status.as_u16()),
+                retry_after,
+            });
         }
+        let body = self.read_body(response).await?;
         let value: Value = serde_json::from_slice(&body)
             .map_err(|_| self.malformed(&body, "an answer that is not JSON"))?;
         if let Some(message) = wire::error_in_value(&value) {
-            return Err(self.in_stream(message));
+            return Err(self.in_stream(message).into());
         }
         Ok(value)
     }
@@ -296,6 +298,15 @@ impl Endpoint {
             phase: phase.to_owned(),
         }
     }
+}
+
+/// The wait a response's `Retry-After` header asks for.
+fn retry_after(response: &reqwest::Response) -> Option<Duration> {
+    response
+        .headers()
+        .get(RETRY_AFTER)
+        .and_then(|value| value.to_str().ok())
+        .and_then(parse_retry_after)
 }
 
 /// What to do about an error status, as far as the status and message tell (a 404's hint,

@@ -158,7 +158,7 @@ impl OpenAiModel {
         {
             return Ok(Arc::clone(list));
         }
-        let list = Arc::new(ModelList::fetch(&self.endpoint).await?);
+        let list = Arc::new(ModelList::fetch(&self.endpoint, &self.retry).await?);
         *lock(&self.models) = Some((Instant::now(), Arc::clone(&list)));
         Ok(list)
     }

@@ -72,6 +72,48 @@ pub(crate) fn is_transient_status(status: u16) -> bool {
     matches!(status, 429 | 502 | 503 | 504)
 }
 
+impl RetryPolicy {
+    /// Runs `attempt` until it succeeds, fails for good, or no tries are left.
+    pub(crate) async fn run<T, Fut>(
+        &self,
+        url: &str,
+        mut attempt: impl FnMut() -> Fut,
+    ) -> Result<T, LlmError>
+    where
+        Fut: Future<Output = Result<T, Failure>>,
+    {
+        let mut made = 0;
+        loop {
+            made += 1;
+            match attempt().await {
+                Ok(value) => return Ok(value),
+                Err(Failure {
+                    error,
+                    transient: true,
+                    retry_after,
+                }) if made < self.max_attempts.max(1) => {
+                    self.pause(url, made, retry_after, &error).await;
+                }
+                Err(failure) => return Err(failure.error.with_attempts(made)),
+            }
+        }
+    }
+
+    /// Logs the retry to come after try number `made` failed with `error`, and waits for it.
+    async fn pause(&self, url: &str, made: u32, retry_after: Option<Duration>, error: &LlmError) {
+        let delay = self.delay(made, retry_after);
+        warn!(
+            %url,
+            "retrying ({}/{}) after {}: {}",
+            made + 1,
+            self.max_attempts.max(1),
+            human(delay),
+            reason(error)
+        );
+        tokio::time::sleep(delay).await;
+    }
+}
+
 impl LlmError {
     /// The same error, saying it came after `attempts` tries.
     pub(crate) fn with_attempts(mut self, made: u32) -> Self {
@@ -154,7 +196,9 @@ impl Attempts {
                     transient: true,
                     retry_after,
                 }) if self.made < self.max_attempts() => {
-                    self.wait(retry_after, &error).await;
+                    self.policy
+                        .pause(self.endpoint.url(), self.made, retry_after, &error)
+                        .await;
                 }
                 Err(failure) => return Err(failure.error.with_attempts(self.made)),
             }
@@ -163,19 +207,6 @@ impl Attempts {
 
     fn max_attempts(&self) -> u32 {
         self.policy.max_attempts.max(1)
-    }
-
-    async fn wait(&self, retry_after: Option<Duration>, error: &LlmError) {
-        let delay = self.policy.delay(self.made, retry_after);
-        warn!(
-            url = %self.endpoint.url(),
-            "retrying ({}/{}) after {}: {}",
-            self.made + 1,
-            self.max_attempts(),
-            human(delay),
-            reason(error)
-        );
-        tokio::time::sleep(delay).await;
     }
 
     /// `first` (what [`Attempts::open`] gave), re-opened if it is cut before any event went out.
@@ -194,7 +225,11 @@ impl Attempts {
                         Some(Err(error @ LlmError::StreamCut { .. }))
                             if !delivered && attempts.made < attempts.max_attempts() =>
                         {
-                            attempts.wait(None, &error).await;
+                            let url = attempts.endpoint.url().to_owned();
+                            attempts
+                                .policy
+                                .pause(&url, attempts.made, None, &error)
+                                .await;
                             match attempts.open().await {
                                 Ok(next) => current = Some(next),
                                 Err(error) => {

@@ -17,6 +17,7 @@ use serde_json::{Value, json};
 use tracing::{debug, warn};
 
 use super::endpoint::Endpoint;
+use super::retry::RetryPolicy;
 use super::{LlmError, wire};
 
 /// How long a model list is reused.
@@ -38,11 +39,14 @@ pub(crate) struct ModelList {
 }
 
 impl ModelList {
-    /// Asks `endpoint` for its models.
-    pub(crate) async fn fetch(endpoint: &Endpoint) -> Result<Self, LlmError> {
+    /// Asks `endpoint` for its models, retrying passing failures as `policy` says (the server
+    /// may still be starting).
+    pub(crate) async fn fetch(endpoint: &Endpoint, policy: &RetryPolicy) -> Result<Self, LlmError> {
         let url = format!("{}/models", endpoint.url());
-        let value = endpoint
-            .get_json(&url, endpoint.timeouts.first_byte)
+        let value = policy
+            .run(endpoint.url(), || {
+                endpoint.get_json(&url, endpoint.timeouts.first_byte)
+            })
             .await?;
         let ids = wire::model_ids(&value).ok_or_else(|| LlmError::Malformed {
             url: endpoint.url().to_owned(),
@@ -211,7 +215,7 @@ async fn ask(endpoint: &Endpoint, probe: Probe, model: &str) -> Answer {
                 .await
         }
     };
-    let value = match result {
+    let value = match result.map_err(|failure| failure.error) {
         Ok(value) => value,
         Err(LlmError::Unreachable { .. } | LlmError::Timeout { .. }) => return Answer::Unreached,
         Err(_) => return Answer::Nothing,

@@ -53,6 +53,15 @@ fn parse_json_calls(text: &str) -> Vec<TextCall> {
             }
         }
     }
+    if values.is_empty() && !text.contains('"') && text.contains('\'') {
+        // A Python dict, as very small models sometimes write.
+        let json = text
+            .replace('\'', "\"")
+            .replace("True", "true")
+            .replace("False", "false")
+            .replace("None", "null");
+        values = leading_values(&json);
+    }
     let calls: Vec<TextCall> = values
         .iter()
         .flat_map(|value| match value {
@@ -367,6 +376,14 @@ mod tests {
         assert_eq!(
             parse_body(CallKind::ToolCall, broken, &[]),
             vec![call("read_file", broken)]
+        );
+        assert_eq!(
+            parse_body(
+                CallKind::ToolCall,
+                "{'name': 'grep', 'arguments': {'pattern': 'x', 'regex': True}}",
+                &[]
+            ),
+            vec![call("grep", r#"{"pattern":"x","regex":true}"#)]
         );
         assert_eq!(
             parse_body(CallKind::ToolCall, "{\"path\": \"a\"}", &[]),

@@ -1,0 +1,774 @@
+//! Punie's own overhead, measured against instant models and in-process clients: start-up,
+//! `session/new`, the agent's cost per tool round trip, relaying streamed text, peak memory of
+//! a 50-tool-call session, and 100 concurrent sessions. Prints a table, then the same figures
+//! as JSON (also written to the path given with `--json PATH`).
+//!
+//! Run (release mode; start-up and memory spawn the release `punie` binary, built first):
+//!
+//! ```text
+//! cargo build --release && cargo run --release --example bench
+//! ```
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use agent_client_protocol::schema::ProtocolVersion;
+use agent_client_protocol::v1::ConnectionTo;
+use agent_client_protocol::v1::schema::{
+    ContentBlock, InitializeRequest, NewSessionRequest, PromptRequest, SessionNotification,
+    SessionUpdate,
+};
+use agent_client_protocol::{Agent as AgentRole, Channel, Client};
+use futures::future::BoxFuture;
+use punie::agent::{Agent, ModelRequestStats, StopReason, ToolCallStats, TurnObserver};
+use punie::llm::{
+    ChatModel, ChatRequest, FinishReason, LlmError, Message, ModelEvent, ModelStream, ToolCall,
+};
+use punie::testing::{FakeEditor, ScriptedModel};
+use serde_json::{Value, json};
+
+/// One measured figure.
+struct Figure {
+    name: &'static str,
+    value: f64,
+    unit: &'static str,
+    /// The target, as "below this" (or "exactly" for error counts).
+    target: Option<f64>,
+    detail: String,
+}
+
+fn quantile(samples: &mut [f64], q: f64) -> f64 {
+    if samples.is_empty() {
+        return f64::NAN;
+    }
+    samples.sort_by(f64::total_cmp);
+    let rank = ((q * samples.len() as f64).ceil() as usize).clamp(1, samples.len());
+    samples[rank - 1]
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// `(VmHWM, VmRSS)` of a process, in MiB.
+fn memory_of(pid: &str) -> (f64, f64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|kb| kb.parse::<f64>().ok())
+            .map_or(f64::NAN, |kb| kb / 1024.0)
+    };
+    (field("VmHWM:"), field("VmRSS:"))
+}
+
+/// The release `punie` next to this example (`target/release/examples/bench`), or `PUNIE_BIN`.
+fn punie_binary() -> PathBuf {
+    if let Some(bin) = std::env::var_os("PUNIE_BIN") {
+        return bin.into();
+    }
+    let exe = std::env::current_exe().expect("current exe");
+    let bin = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>/examples")
+        .join("punie");
+    assert!(
+        bin.exists(),
+        "{} is missing: run `cargo build --release` first (or set PUNIE_BIN)",
+        bin.display()
+    );
+    bin
+}
+
+// ---------------------------------------------------------------------------------------------
+// Start-up: spawn → `initialize` answered.
+
+fn startup(logs: &Path) -> Figure {
+    let bin = punie_binary();
+    let init = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize",
+        "params": {"protocolVersion": 1, "clientCapabilities": {}}})
+    .to_string()
+        + "\n";
+    let mut samples = Vec::new();
+    for run in 0..40 {
+        let started = Instant::now();
+        let mut child = Command::new(&bin)
+            .arg("--log-dir")
+            .arg(logs)
+            .env("PUNIE_MODEL", "http://127.0.0.1:9/v1/none")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn punie");
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(init.as_bytes()).unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let elapsed = started.elapsed();
+        assert!(line.contains("\"result\""), "initialize answered: {line}");
+        drop(stdin);
+        child.wait().unwrap();
+        if run >= 5 {
+            samples.push(ms(elapsed));
+        }
+    }
+    let p50 = quantile(&mut samples, 0.5);
+    Figure {
+        name: "start-up (spawn → initialize answered), p50",
+        value: p50,
+        unit: "ms",
+        target: Some(10.0),
+        detail: format!(
+            "min {:.2}, p95 {:.2}, {} runs",
+            quantile(&mut samples, 0.0),
+            quantile(&mut samples, 0.95),
+            samples.len()
+        ),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// session/new over the in-memory transport.
+
+async fn session_new() -> Figure {
+    let agent = Agent::builder().model(ScriptedModel::new()).build().unwrap();
+    let editor = FakeEditor::new();
+    let connection = editor.connect(agent).await.unwrap();
+    let mut samples = Vec::new();
+    for _ in 0..1000 {
+        let started = Instant::now();
+        connection.new_session("/project").await.unwrap();
+        samples.push(ms(started.elapsed()));
+    }
+    connection.close().await;
+    let p50 = quantile(&mut samples, 0.5);
+    Figure {
+        name: "session/new (in memory), p50",
+        value: p50,
+        unit: "ms",
+        target: None,
+        detail: format!("p95 {:.3}, 1000 sessions", quantile(&mut samples, 0.95)),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Agent overhead per tool round trip: turn time minus model time minus editor time.
+
+#[derive(Default)]
+struct Clock {
+    turn_us: AtomicU64,
+    model_us: AtomicU64,
+    editor_us: AtomicU64,
+    tool_us: AtomicU64,
+    wait_us: AtomicU64,
+    editor_requests: AtomicU64,
+}
+
+fn add(counter: &AtomicU64, d: Duration) {
+    counter.fetch_add(d.as_micros() as u64, Ordering::Relaxed);
+}
+
+impl TurnObserver for Clock {
+    fn turn_finished(&self, _: &str, _: Option<StopReason>, elapsed: Duration) {
+        add(&self.turn_us, elapsed);
+    }
+    fn model_request(&self, _: &str, stats: &ModelRequestStats) {
+        add(&self.model_us, stats.total);
+    }
+    fn tool_call(&self, _: &str, stats: &ToolCallStats) {
+        add(&self.tool_us, stats.elapsed);
+    }
+    fn permission_wait(&self, _: &str, _: &str, waited: Duration) {
+        add(&self.wait_us, waited);
+    }
+    fn editor_request(&self, _: &str, _: &str, elapsed: Duration, _: bool) {
+        add(&self.editor_us, elapsed);
+        self.editor_requests.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// A tool that does nothing, to see the loop's own cost without any editor round trip.
+struct Noop;
+
+impl punie::tools::Tool for Noop {
+    fn name(&self) -> &str {
+        "noop"
+    }
+    fn description(&self) -> &str {
+        "Does nothing."
+    }
+    fn parameters(&self) -> Value {
+        json!({"type": "object", "properties": {}})
+    }
+    fn kind(&self) -> punie::workspace::ToolKind {
+        punie::workspace::ToolKind::Other
+    }
+    fn call<'a>(
+        &'a self,
+        _args: Value,
+        _ctx: &'a punie::tools::ToolContext,
+    ) -> BoxFuture<'a, Result<punie::tools::ToolOutput, punie::tools::ToolError>> {
+        Box::pin(async { Ok(punie::tools::ToolOutput::text("ok")) })
+    }
+}
+
+/// Runs `runs` turns of `calls` calls of `tool`; returns (overhead per call, editor round trip)
+/// in ms, p50 over the runs.
+async fn tool_turns(tool: &str, calls: usize, runs: usize) -> (f64, f64, f64) {
+    let mut overheads = Vec::new();
+    let mut round_trips = Vec::new();
+    let mut totals = Vec::new();
+    for run in 0..runs + 2 {
+        let model = Arc::new(ScriptedModel::new());
+        for _ in 0..calls {
+            model.tool_call(tool, json!({"path": "src/lib.rs"}));
+        }
+        model.text("Done.");
+        let clock = Arc::new(Clock::default());
+        let agent = Agent::builder()
+            .shared_model(model)
+            .tool(Noop)
+            .max_turn_requests(calls as u32 + 5)
+            .observer(clock.clone())
+            .build()
+            .unwrap();
+        let editor = FakeEditor::new().with_file("/project/src/lib.rs", "pub fn f() {}\n");
+        let connection = editor.connect(agent).await.unwrap();
+        let session = connection.new_session("/project").await.unwrap();
+        let stop = connection.prompt(&session, "go").await.unwrap();
+        assert_eq!(stop, StopReason::EndTurn);
+        connection.close().await;
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed) as f64 / 1000.0;
+        let turn = get(&clock.turn_us);
+        let overhead = turn - get(&clock.model_us) - get(&clock.editor_us) - get(&clock.wait_us);
+        let requests = clock.editor_requests.load(Ordering::Relaxed).max(1) as f64;
+        if run >= 2 {
+            overheads.push(overhead / calls as f64);
+            round_trips.push(get(&clock.editor_us) / requests);
+            totals.push(turn / calls as f64);
+        }
+    }
+    (
+        quantile(&mut overheads, 0.5),
+        quantile(&mut round_trips, 0.5),
+        quantile(&mut totals, 0.5),
+    )
+}
+
+// ---------------------------------------------------------------------------------------------
+// Stream relay: model chunk yielded → `agent_message_chunk` received by the client.
+
+struct Timestamped {
+    chunks: usize,
+    /// Time between chunks; zero for a burst.
+    every: Duration,
+    yielded: Arc<Mutex<Vec<Option<Instant>>>>,
+}
+
+impl ChatModel for Timestamped {
+    fn stream(&self, _request: ChatRequest) -> BoxFuture<'_, Result<ModelStream, LlmError>> {
+        let (chunks, every, yielded) = (self.chunks, self.every, self.yielded.clone());
+        Box::pin(async move {
+            let start = tokio::time::Instant::now();
+            let stream = futures::stream::unfold(0usize, move |i| {
+                let yielded = yielded.clone();
+                async move {
+                    if i > chunks {
+                        return None;
+                    }
+                    if i == chunks {
+                        return Some((Ok(ModelEvent::Finished(FinishReason::Stop)), i + 1));
+                    }
+                    if !every.is_zero() {
+                        tokio::time::sleep_until(start + every * i as u32).await;
+                    }
+                    yielded.lock().unwrap()[i] = Some(Instant::now());
+                    Some((Ok(ModelEvent::Text(format!("{i} "))), i + 1))
+                }
+            });
+            Ok(Box::pin(stream) as ModelStream)
+        })
+    }
+    fn describe(&self) -> String {
+        "timestamped".into()
+    }
+}
+
+/// Returns per-chunk delays in ms and the chunks per second from first yield to last receipt.
+async fn relay(chunks: usize, every: Duration) -> (Vec<f64>, f64) {
+    let yielded = Arc::new(Mutex::new(vec![None; chunks]));
+    let received = Arc::new(Mutex::new(vec![None; chunks]));
+    let model = Timestamped {
+        chunks,
+        every,
+        yielded: yielded.clone(),
+    };
+    let agent = Agent::builder().model(model).build().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (agent_end, editor_end) = Channel::duplex();
+    let served = tokio::spawn(punie::acp::serve(agent, agent_end));
+    let got = received.clone();
+    let cwd = dir.path().to_owned();
+    Client
+        .v1()
+        .name("bench")
+        .on_receive_notification(
+            async move |n: SessionNotification, _cx| {
+                let now = Instant::now();
+                if let SessionUpdate::AgentMessageChunk(chunk) = &n.update
+                    && let ContentBlock::Text(text) = &chunk.content
+                    && let Ok(i) = text.text.trim().parse::<usize>()
+                {
+                    got.lock().unwrap()[i] = Some(now);
+                }
+                Ok(())
+            },
+            agent_client_protocol::on_receive_notification!(),
+        )
+        .connect_with(editor_end, async move |cx: ConnectionTo<AgentRole>| {
+            cx.send_request(InitializeRequest::new(ProtocolVersion::V1))
+                .block_task()
+                .await?;
+            let session = cx
+                .send_request(NewSessionRequest::new(cwd))
+                .block_task()
+                .await?;
+            cx.send_request(PromptRequest::new(
+                session.session_id,
+                vec![ContentBlock::from("go")],
+            ))
+            .block_task()
+            .await?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+    served.abort();
+    let yielded = yielded.lock().unwrap();
+    let received = received.lock().unwrap();
+    let delays: Vec<f64> = yielded
+        .iter()
+        .zip(received.iter())
+        .map(|(y, r)| ms(r.expect("every chunk arrived") - y.expect("yielded")))
+        .collect();
+    let first = yielded[0].unwrap();
+    let last = received.iter().flatten().max().copied().unwrap();
+    (delays, chunks as f64 / (last - first).as_secs_f64())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Peak memory: the release binary driving a 50-tool-call session against a fake OpenAI server.
+
+/// A minimal OpenAI-compatible server: the first `calls` chat requests answer with a
+/// `read_file` tool call, the next with text; anything else is a 404. One answer per connection.
+async fn fake_openai(calls: usize) -> std::net::SocketAddr {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let served = Arc::new(AtomicUsize::new(0));
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut socket, _)) = listener.accept().await else {
+                return;
+            };
+            let served = served.clone();
+            tokio::spawn(async move {
+                let mut buffer = Vec::new();
+                let mut chunk = [0u8; 8192];
+                let (head_end, length) = loop {
+                    let Ok(n) = socket.read(&mut chunk).await else {
+                        return;
+                    };
+                    if n == 0 {
+                        return;
+                    }
+                    buffer.extend_from_slice(&chunk[..n]);
+                    if let Some(end) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
+                        let head = String::from_utf8_lossy(&buffer[..end]).to_lowercase();
+                        let length = head
+                            .lines()
+                            .find_map(|l| l.strip_prefix("content-length:"))
+                            .and_then(|v| v.trim().parse::<usize>().ok())
+                            .unwrap_or(0);
+                        break (end + 4, length);
+                    }
+                };
+                while buffer.len() < head_end + length {
+                    match socket.read(&mut chunk).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => buffer.extend_from_slice(&chunk[..n]),
+                    }
+                }
+                let head = String::from_utf8_lossy(&buffer[..head_end]).into_owned();
+                let response = if head.starts_with("POST") && head.contains("/chat/completions") {
+                    let n = served.fetch_add(1, Ordering::Relaxed);
+                    let chunk = |delta: Value, finish: Option<&str>| {
+                        json!({"id": "bench", "object": "chat.completion.chunk", "model": "fake",
+                            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
+                    };
+                    let mut events = vec![chunk(json!({"role": "assistant"}), None)];
+                    if n < calls {
+                        events.push(chunk(
+                            json!({"tool_calls": [{"index": 0, "id": format!("call_{n}"),
+                                "type": "function", "function": {"name": "read_file",
+                                "arguments": "{\"path\": \"notes.txt\"}"}}]}),
+                            None,
+                        ));
+                        events.push(chunk(json!({}), Some("tool_calls")));
+                    } else {
+                        events.push(chunk(json!({"content": "All read."}), None));
+                        events.push(chunk(json!({}), Some("stop")));
+                    }
+                    events.push(json!({"id": "bench", "object": "chat.completion.chunk",
+                        "model": "fake", "choices": [],
+                        "usage": {"prompt_tokens": 100, "completion_tokens": 10, "total_tokens": 110}}));
+                    let body: String = events
+                        .iter()
+                        .map(|e| format!("data: {e}\n\n"))
+                        .chain(["data: [DONE]\n\n".to_owned()])
+                        .collect();
+                    format!(
+                        "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n\
+                         content-length: {}\r\nconnection: close\r\n\r\n{body}",
+                        body.len()
+                    )
+                } else {
+                    "HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+                        .to_owned()
+                };
+                let _ = socket.write_all(response.as_bytes()).await;
+                let _ = socket.shutdown().await;
+            });
+        }
+    });
+    address
+}
+
+/// Returns (VmHWM MiB, VmRSS MiB, turn ms, tool calls seen).
+fn memory_session(address: std::net::SocketAddr, logs: &Path, calls: usize) -> (f64, f64, f64, usize) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("notes.txt"), "buy milk\n".repeat(200)).unwrap();
+    let mut child = Command::new(punie_binary())
+        .arg("--log-dir")
+        .arg(logs)
+        .arg("--max-turn-requests")
+        .arg((calls + 5).to_string())
+        .env("PUNIE_MODEL", format!("http://{address}/v1/fake-model"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn punie");
+    let pid = child.id().to_string();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut send = |message: Value| {
+        stdin.write_all((message.to_string() + "\n").as_bytes()).unwrap();
+        stdin.flush().unwrap();
+    };
+    let mut wait_for = |id: u64, tool_calls: &mut usize| -> Value {
+        loop {
+            let mut line = String::new();
+            assert!(stdout.read_line(&mut line).unwrap() > 0, "punie exited");
+            let message: Value = serde_json::from_str(&line).unwrap();
+            if message["params"]["update"]["sessionUpdate"] == "tool_call" {
+                *tool_calls += 1;
+            }
+            if message["id"] == id && message.get("method").is_none() {
+                return message;
+            }
+        }
+    };
+    let mut tool_calls = 0;
+    send(json!({"jsonrpc": "2.0", "id": 1, "method": "initialize",
+        "params": {"protocolVersion": 1, "clientCapabilities": {}}}));
+    wait_for(1, &mut tool_calls);
+    send(json!({"jsonrpc": "2.0", "id": 2, "method": "session/new",
+        "params": {"cwd": dir.path(), "mcpServers": []}}));
+    let session = wait_for(2, &mut tool_calls)["result"]["sessionId"].clone();
+    let started = Instant::now();
+    send(json!({"jsonrpc": "2.0", "id": 3, "method": "session/prompt",
+        "params": {"sessionId": session, "prompt": [{"type": "text", "text": "read it all"}]}}));
+    let answer = wait_for(3, &mut tool_calls);
+    let turn = ms(started.elapsed());
+    assert_eq!(answer["result"]["stopReason"], "end_turn", "{answer}");
+    let (hwm, rss) = memory_of(&pid);
+    drop(send);
+    drop(stdin);
+    let mut rest = String::new();
+    let _ = stdout.read_to_string(&mut rest);
+    child.wait().unwrap();
+    (hwm, rss, turn, tool_calls)
+}
+
+// ---------------------------------------------------------------------------------------------
+// 100 concurrent sessions, in a child process so its memory is its own.
+
+/// Calls `read_file` until the conversation holds `calls` tool results, then answers.
+struct Stateless {
+    calls: usize,
+}
+
+impl ChatModel for Stateless {
+    fn stream(&self, request: ChatRequest) -> BoxFuture<'_, Result<ModelStream, LlmError>> {
+        let done = request
+            .messages
+            .iter()
+            .filter(|m| matches!(m, Message::Tool { .. }))
+            .count();
+        let events = if done < self.calls {
+            vec![
+                ModelEvent::ToolCall(ToolCall {
+                    id: format!("call_{done}"),
+                    name: "read_file".into(),
+                    arguments: r#"{"path": "src/lib.rs"}"#.into(),
+                }),
+                ModelEvent::Finished(FinishReason::ToolCalls),
+            ]
+        } else {
+            vec![
+                ModelEvent::Text("Done.".into()),
+                ModelEvent::Finished(FinishReason::Stop),
+            ]
+        };
+        Box::pin(async move { Ok(Box::pin(futures::stream::iter(events.into_iter().map(Ok))) as ModelStream) })
+    }
+    fn describe(&self) -> String {
+        "stateless".into()
+    }
+}
+
+async fn concurrent_child(sessions: usize) -> Value {
+    let agent = Agent::builder()
+        .model(Stateless { calls: 3 })
+        .build()
+        .unwrap();
+    let (_, before) = memory_of("self");
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..sessions)
+        .map(|_| {
+            let agent = agent.clone();
+            tokio::spawn(async move {
+                let editor = FakeEditor::new().with_file("/project/src/lib.rs", "pub fn f() {}\n");
+                let connection = editor.connect(agent).await.map_err(|e| e.to_string())?;
+                let session = connection
+                    .new_session("/project")
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let asked = Instant::now();
+                let stop = connection
+                    .prompt(&session, "go")
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let latency = ms(asked.elapsed());
+                if stop != StopReason::EndTurn || editor.tool_calls().len() != 3 {
+                    return Err(format!("stopped with {stop:?} after {:?}", editor.tool_calls().len()));
+                }
+                Ok::<_, String>((latency, connection))
+            })
+        })
+        .collect();
+    let mut latencies = Vec::new();
+    let mut errors = Vec::new();
+    let mut connections = Vec::new();
+    for task in tasks {
+        match task.await {
+            Ok(Ok((latency, connection))) => {
+                latencies.push(latency);
+                connections.push(connection);
+            }
+            Ok(Err(error)) => errors.push(error),
+            Err(error) => errors.push(error.to_string()),
+        }
+    }
+    let wall = ms(started.elapsed());
+    let (hwm, after) = memory_of("self");
+    let open = agent.session_count();
+    for connection in connections {
+        connection.close().await;
+    }
+    json!({
+        "sessions": sessions, "open_sessions": open, "errors": errors.len(),
+        "first_errors": errors.iter().take(3).collect::<Vec<_>>(),
+        "latency_p50_ms": quantile(&mut latencies.clone(), 0.5),
+        "latency_p95_ms": quantile(&mut latencies.clone(), 0.95),
+        "latency_max_ms": quantile(&mut latencies, 1.0),
+        "wall_ms": wall,
+        "rss_before_mib": before, "rss_after_mib": after, "hwm_mib": hwm,
+        "per_session_kib": (after - before) * 1024.0 / sessions as f64,
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    if args.first().map(String::as_str) == Some("--child-concurrent") {
+        let sessions = args.get(1).and_then(|n| n.parse().ok()).unwrap_or(100);
+        println!("{}", runtime.block_on(concurrent_child(sessions)));
+        return;
+    }
+    let json_path = args
+        .iter()
+        .position(|a| a == "--json")
+        .and_then(|i| args.get(i + 1))
+        .map(PathBuf::from);
+    let logs = tempfile::tempdir().unwrap();
+    let mut figures = Vec::new();
+
+    eprintln!("measuring start-up…");
+    figures.push(startup(logs.path()));
+    runtime.block_on(async {
+        eprintln!("measuring session/new…");
+        figures.push(session_new().await);
+
+        eprintln!("measuring tool round trips…");
+        let (overhead, round_trip, total) = tool_turns("read_file", 50, 20).await;
+        figures.push(Figure {
+            name: "agent overhead per tool round trip (read_file via editor)",
+            value: overhead,
+            unit: "ms",
+            target: Some(0.5),
+            detail: format!(
+                "turn/calls {total:.3}; editor round trip {round_trip:.3}; 50 calls, p50 of 20 turns"
+            ),
+        });
+        let (noop, _, noop_total) = tool_turns("noop", 50, 20).await;
+        figures.push(Figure {
+            name: "agent overhead per tool round trip (no-op tool)",
+            value: noop,
+            unit: "ms",
+            target: Some(0.5),
+            detail: format!("turn/calls {noop_total:.3}; 50 calls, p50 of 20 turns"),
+        });
+
+        eprintln!("measuring the stream relay…");
+        let (mut paced, _) = relay(2000, Duration::from_millis(1)).await;
+        figures.push(Figure {
+            name: "relay delay at 1,000 chunks/s, p99",
+            value: quantile(&mut paced, 0.99),
+            unit: "ms",
+            target: Some(1.0),
+            detail: format!(
+                "p50 {:.3}, max {:.3}, 2000 chunks",
+                quantile(&mut paced, 0.5),
+                quantile(&mut paced, 1.0)
+            ),
+        });
+        let (mut burst, rate) = relay(20_000, Duration::ZERO).await;
+        figures.push(Figure {
+            name: "relay throughput (burst)",
+            value: rate,
+            unit: "chunks/s",
+            target: None,
+            detail: format!(
+                "20000 chunks; delay p50 {:.3} ms, p99 {:.3} ms under backlog",
+                quantile(&mut burst, 0.5),
+                quantile(&mut burst, 0.99)
+            ),
+        });
+
+        eprintln!("measuring peak memory of a 50-tool-call session…");
+        let address = fake_openai(50).await;
+        let logs = logs.path().to_owned();
+        let (hwm, rss, turn, calls) =
+            tokio::task::spawn_blocking(move || memory_session(address, &logs, 50))
+                .await
+                .unwrap();
+        assert_eq!(calls, 50, "50 tool calls announced");
+        figures.push(Figure {
+            name: "peak resident memory, 50-tool-call session (punie binary)",
+            value: hwm,
+            unit: "MiB",
+            target: Some(20.0),
+            detail: format!("VmRSS at the end {rss:.1} MiB; turn {turn:.1} ms over HTTP + stdio"),
+        });
+    });
+
+    eprintln!("measuring 100 concurrent sessions…");
+    let output = Command::new(std::env::current_exe().unwrap())
+        .args(["--child-concurrent", "100"])
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("run the concurrent child");
+    let child: Value = serde_json::from_slice(&output.stdout).expect("child JSON");
+    figures.push(Figure {
+        name: "100 concurrent sessions (3 tool calls each): errors",
+        value: child["errors"].as_f64().unwrap_or(f64::NAN),
+        unit: "errors",
+        target: Some(0.0),
+        detail: format!(
+            "prompt latency p50 {:.2} ms, p95 {:.2} ms, max {:.2} ms; wall {:.1} ms",
+            child["latency_p50_ms"].as_f64().unwrap_or(f64::NAN),
+            child["latency_p95_ms"].as_f64().unwrap_or(f64::NAN),
+            child["latency_max_ms"].as_f64().unwrap_or(f64::NAN),
+            child["wall_ms"].as_f64().unwrap_or(f64::NAN)
+        ),
+    });
+    figures.push(Figure {
+        name: "100 concurrent sessions: memory per session",
+        value: child["per_session_kib"].as_f64().unwrap_or(f64::NAN),
+        unit: "KiB",
+        target: None,
+        detail: format!(
+            "RSS {:.1} → {:.1} MiB, peak {:.1} MiB (one process, in-memory transport)",
+            child["rss_before_mib"].as_f64().unwrap_or(f64::NAN),
+            child["rss_after_mib"].as_f64().unwrap_or(f64::NAN),
+            child["hwm_mib"].as_f64().unwrap_or(f64::NAN)
+        ),
+    });
+
+    println!(
+        "{:<62} {:>12} {:<9} {:>8}  {}",
+        "measure", "value", "unit", "target", "details"
+    );
+    println!("{}", "-".repeat(130));
+    let mut missed = 0;
+    for f in &figures {
+        let (target, verdict) = match f.target {
+            Some(t) if t == 0.0 => (format!("= {t}"), f.value == 0.0),
+            Some(t) => (format!("< {t}"), f.value < t),
+            None => (String::new(), true),
+        };
+        missed += usize::from(!verdict);
+        println!(
+            "{:<62} {:>12.3} {:<9} {:>8}  {}{}",
+            f.name,
+            f.value,
+            f.unit,
+            target,
+            if verdict { "" } else { "MISSED · " },
+            f.detail
+        );
+    }
+    let json = json!({
+        "punie_version": env!("CARGO_PKG_VERSION"),
+        "figures": figures.iter().map(|f| json!({
+            "name": f.name, "value": f.value, "unit": f.unit, "target_below": f.target,
+            "met": f.target.is_none_or(|t| if t == 0.0 { f.value == 0.0 } else { f.value < t }),
+            "detail": f.detail,
+        })).collect::<Vec<_>>(),
+        "concurrent": child,
+    });
+    println!("\n{}", serde_json::to_string_pretty(&json).unwrap());
+    if let Some(path) = json_path {
+        std::fs::write(&path, serde_json::to_string_pretty(&json).unwrap()).unwrap();
+    }
+    if missed > 0 {
+        eprintln!("{missed} target(s) missed");
+    }
+}
