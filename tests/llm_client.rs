@@ -615,9 +615,16 @@ async fn server_down_is_unreachable_and_names_the_url() {
     assert!(message.contains(&url), "{message}");
     assert!(message.contains("(after 3 attempts)"), "{message}");
     // Also when the model must first be looked up.
-    let model = OpenAiModel::new(ModelSpec::parse(&url).unwrap(), None);
+    let model = OpenAiModel::new(ModelSpec::parse(&url).unwrap(), None).with_retry(RetryPolicy {
+        max_attempts: 2,
+        base_delay: Duration::from_millis(1),
+        max_delay: Duration::from_millis(5),
+    });
     let error = model.list_models().await.unwrap_err();
-    assert!(matches!(error, LlmError::Unreachable { .. }), "{error:?}");
+    assert!(
+        matches!(error, LlmError::Unreachable { attempts: 2, .. }),
+        "{error:?}"
+    );
 }
 
 #[tokio::test]

@@ -256,7 +256,8 @@ async fn a_server_still_starting_is_waited_for() {
         let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         probe.local_addr().unwrap()
     };
-    let spec = ModelSpec::parse(&format!("http://{address}/v1/m")).unwrap();
+    // No model named: the model list is asked first, and waited for too.
+    let spec = ModelSpec::parse(&format!("http://{address}/v1")).unwrap();
     let model = OpenAiModel::new(spec, None).with_retry(RetryPolicy {
         max_attempts: 200,
         base_delay: Duration::from_millis(10),
@@ -272,6 +273,7 @@ async fn a_server_still_starting_is_waited_for() {
     assert_eq!(answer.text, "Up at last");
     let server = starting.await.unwrap();
     assert_eq!(server.requests().len(), 1);
+    assert_eq!(server.requests()[0]["model"], "fake-model");
 }
 
 #[tokio::test]
@@ -362,10 +364,11 @@ async fn validate_checks_the_model_against_the_list() {
     let gone = OpenAiModel::new(
         ModelSpec::parse(&format!("http://{address}/v1/m")).unwrap(),
         None,
-    );
+    )
+    .with_retry(quick_retries(2));
     assert!(matches!(
         gone.validate().await,
-        Err(LlmError::Unreachable { .. })
+        Err(LlmError::Unreachable { attempts: 2, .. })
     ));
 }
 

@@ -56,6 +56,9 @@ struct State {
     permission_requests: Vec<RequestPermissionRequest>,
     commands_run: Vec<String>,
     terminals: HashMap<String, (String, u32)>,
+    catalog: Option<serde_json::Value>,
+    catalog_results: HashMap<String, serde_json::Value>,
+    bridged_calls: Vec<(String, serde_json::Value)>,
 }
 
 /// A scripted editor. Clones share the same state, so a test keeps one to inspect what the
@@ -97,6 +100,25 @@ impl FakeEditor {
     pub fn without_terminal(mut self) -> Self {
         self.no_terminal = true;
         self
+    }
+
+    /// Serves this tool catalog through Punie's tool-discovery extension (and advertises it).
+    /// See `specs/tool-discovery.md` for the format.
+    pub fn with_catalog(self, catalog: serde_json::Value) -> Self {
+        self.state().catalog = Some(catalog);
+        self
+    }
+
+    /// What a catalog tool answers when called (an MCP-style result `{content, isError?}`);
+    /// tools without one answer that they ran.
+    pub fn catalog_result(self, tool: &str, result: serde_json::Value) -> Self {
+        self.state().catalog_results.insert(tool.to_owned(), result);
+        self
+    }
+
+    /// The catalog tools called through `_punie/call_tool`: (name, arguments).
+    pub fn bridged_calls(&self) -> Vec<(String, serde_json::Value)> {
+        self.state().bridged_calls.clone()
     }
 
     /// Puts a file in the in-memory file system.
@@ -192,11 +214,16 @@ impl FakeEditor {
         let (close_tx, close_rx) = tokio::sync::oneshot::channel::<()>();
         let editor = self.clone();
         let client = tokio::spawn(async move {
-            let caps = ClientCapabilities::new()
+            let mut caps = ClientCapabilities::new()
                 .fs(FileSystemCapabilities::new()
                     .read_text_file(!editor.no_fs)
                     .write_text_file(!editor.no_fs))
                 .terminal(!editor.no_terminal);
+            if editor.state().catalog.is_some() {
+                let mut meta = serde_json::Map::new();
+                meta.insert(super::discovery::CAPABILITY.to_owned(), true.into());
+                caps = caps.meta(meta);
+            }
             let result = editor
                 .handlers()
                 .connect_with(editor_end, async move |cx: ConnectionTo<AgentRole>| {
@@ -371,6 +398,30 @@ impl FakeEditor {
                 async move |r: ReleaseTerminalRequest, responder, _cx| {
                     s8.state().terminals.remove(&*r.terminal_id.0);
                     responder.respond(ReleaseTerminalResponse::new())
+                },
+                agent_client_protocol::on_receive_request!(),
+            )
+            .on_receive_request(
+                // Registered last: Punie's extension methods, and nothing else.
+                async move |r: agent_client_protocol::UntypedMessage, responder, _cx| {
+                    let (method, params) = r.into_parts();
+                    let mut state = s.state();
+                    let answer = match (method.as_str(), &state.catalog) {
+                        (super::discovery::DISCOVER_METHOD, Some(catalog)) => catalog.clone(),
+                        (super::discovery::CALL_METHOD, Some(_)) => {
+                            let name = params["name"].as_str().unwrap_or_default().to_owned();
+                            state.bridged_calls.push((name.clone(), params["arguments"].clone()));
+                            state.catalog_results.get(&name).cloned().unwrap_or_else(|| {
+                                serde_json::json!({"content": [{"type": "text", "text": format!("{name} ran")}]})
+                            })
+                        }
+                        _ => {
+                            drop(state);
+                            return responder.respond_with_error(agent_client_protocol::Error::method_not_found());
+                        }
+                    };
+                    drop(state);
+                    responder.respond(answer)
                 },
                 agent_client_protocol::on_receive_request!(),
             )
