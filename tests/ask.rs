@@ -250,3 +250,39 @@ async fn a_missing_workspace_is_a_start_up_error() {
     assert!(output.stdout.is_empty());
     assert!(stderr.contains("not a directory"), "{stderr}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_config_file_entry_picked_by_name_sets_server_and_sampling() {
+    let server = FakeModelServer::start().await;
+    server.set_models(vec!["qwen3:8b".into()]);
+    server.push(Reply::text("configured"));
+    let ask = Ask::new();
+    let config = ask.logs.path().join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[models.coder]\nbase_url = \"{}\"\nmodel = \"qwen3:8b\"\ntemperature = 0.3\nmax_tokens = 1234\ncontext_size = 16384\n",
+            server.base_url()
+        ),
+    )
+    .unwrap();
+    let (code, stdout, stderr) = ask
+        .run("coder", &["--config", config.to_str().unwrap(), "hi"])
+        .await;
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(stdout, "configured\n");
+    let request = &server.requests()[0];
+    assert_eq!(request["model"], "qwen3:8b");
+    assert_eq!(request["max_tokens"], 1234);
+    assert!((request["temperature"].as_f64().unwrap() - 0.3).abs() < 1e-6);
+
+    std::fs::write(&config, "[models.coder]\ntemprature = 1\n").unwrap();
+    let (code, _, stderr) = ask
+        .run("coder", &["--config", config.to_str().unwrap(), "hi"])
+        .await;
+    assert_eq!(code, Some(2), "a broken config file is a start-up error");
+    assert!(
+        stderr.contains("config.toml") && stderr.contains("temprature"),
+        "{stderr}"
+    );
+}

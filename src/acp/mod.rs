@@ -79,6 +79,13 @@ impl Connection {
         self.agent.session(id)
     }
 
+    fn forget_session(&self, id: &str) {
+        self.sessions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|s| s != id);
+    }
+
     /// True when the editor advertised Punie's tool discovery extension.
     fn discovery_advertised(&self) -> bool {
         discovery::advertised(&self.client.lock().unwrap_or_else(|p| p.into_inner()))
@@ -399,7 +406,27 @@ pub async fn serve<T: ConnectTo<AgentRole>>(
                     // Listing the server's models may take a moment: answer from a task so the
                     // dispatch loop stays free. The response goes out before anything else
                     // about the session.
+                    let state = state.clone();
                     tokio::spawn(async move {
+                        let model = session
+                            .model_override()
+                            .unwrap_or_else(|| agent.model().clone());
+                        let checked = tokio::time::timeout(
+                            std::time::Duration::from_secs(5),
+                            model.validate(),
+                        )
+                        .await;
+                        if let Ok(Err(error)) = checked {
+                            state.forget_session(session.id());
+                            agent.close_session(session.id()).await;
+                            let mut rpc = agent_client_protocol::Error::invalid_params()
+                                .data(error.to_string());
+                            rpc.message = error.to_string();
+                            if let Err(error) = responder.respond_with_error(rpc) {
+                                tracing::debug!(%error, "could not answer session/new");
+                            }
+                            return;
+                        }
                         let options = model_options(&agent, &session).await;
                         let response = wire::NewSessionResponse::new(id).config_options(options);
                         if let Err(error) = responder.respond(response) {

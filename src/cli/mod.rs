@@ -2,6 +2,7 @@
 //! the library's public API.
 
 pub mod ask;
+pub mod config;
 pub mod init;
 pub mod logging;
 pub mod serve;
@@ -94,6 +95,15 @@ pub struct Cli {
     pub no_landlock: bool,
 
     /// Write timing reports (per turn, model request and tool call) next to the logs.
+    /// The context window (tokens) to assume when the model server does not report one.
+    #[arg(long, env = "PUNIE_CONTEXT_SIZE", global = true, value_parser = clap::value_parser!(u32).range(512..), value_name = "TOKENS")]
+    pub context_size: Option<u32>,
+
+    /// The config file with per-model settings (default: the platform config dir's
+    /// punie/config.toml).
+    #[arg(long, env = "PUNIE_CONFIG", global = true, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+
     #[arg(long, env = "PUNIE_PERF", global = true, value_parser = BoolishValueParser::new(), default_value_t = false, num_args = 0, default_missing_value = "true")]
     pub perf: bool,
 }
@@ -124,13 +134,34 @@ pub fn startup(error: impl Into<anyhow::Error>) -> anyhow::Error {
 
 impl Cli {
     /// The model spec these options name.
+    /// The config file's entry for `--model`, if `--model` names one (or is empty and the file
+    /// has a default).
+    pub fn model_entry(&self) -> anyhow::Result<Option<(String, config::ModelEntry)>> {
+        let path = match &self.config {
+            Some(path) => path.clone(),
+            None => match config::default_path() {
+                Some(path) => path,
+                None => return Ok(None),
+            },
+        };
+        let file = config::load(&path).map_err(startup)?;
+        let entry = file.entry(&self.model).map_err(startup)?;
+        if let Some((name, _)) = &entry {
+            tracing::info!(entry = %name, config = %path.display(), "model settings from the config file");
+        }
+        Ok(entry)
+    }
+
     pub fn model_spec(&self) -> anyhow::Result<ModelSpec> {
-        ModelSpec::parse(&self.model)
+        let spec = match self.model_entry()? {
+            Some((name, entry)) => entry.spec(&name),
+            None => self.model.clone(),
+        };
+        ModelSpec::parse(&spec)
             .context("invalid --model / PUNIE_MODEL")
             .map_err(startup)
     }
 
-    /// How local commands are confined.
     pub fn sandbox(&self) -> SandboxOptions {
         SandboxOptions {
             landlock: !self.no_landlock,
@@ -140,10 +171,22 @@ impl Cli {
 
     /// Builds the agent these options describe.
     pub fn agent(&self) -> anyhow::Result<Arc<Agent>> {
-        let model = OpenAiModel::new(self.model_spec()?, self.api_key.clone());
+        let entry = self.model_entry()?.map(|(_, entry)| entry).unwrap_or_default();
+        let api_key = entry.api_key().or_else(|| self.api_key.clone());
+        let mut model = OpenAiModel::new(self.model_spec()?, api_key);
+        if let Some(text) = entry.text_tool_calls {
+            model = model.with_text_tool_calls(text);
+        }
         let mut config = AgentConfig::default();
         config.display_name = self.name.clone();
         config.max_turn_requests = self.max_turn_requests;
+        config.context_size = self.context_size.or(entry.context_size);
+        if let Some(temperature) = entry.temperature {
+            config.temperature = temperature;
+        }
+        if let Some(max_tokens) = entry.max_tokens {
+            config.max_tokens = max_tokens;
+        }
         Agent::builder()
             .model(model)
             .config(config)

@@ -177,6 +177,13 @@ pub trait ChatModel: Send + Sync {
     fn switch_to(&self, _model: &str) -> Option<std::sync::Arc<dyn ChatModel>> {
         None
     }
+
+    /// Checks that the configured model exists, when the back end can tell
+    /// ([`LlmError::UnknownModel`] lists what is available). Other failures (a server that is
+    /// down) are not errors here: they surface on the first request.
+    fn validate(&self) -> BoxFuture<'_, Result<(), LlmError>> {
+        Box::pin(async { Ok(()) })
+    }
 }
 
 /// What can go wrong talking to a model server. Every message names the server and what to do.
@@ -356,5 +363,9 @@ impl<T: ChatModel + ?Sized> ChatModel for std::sync::Arc<T> {
 
     fn switch_to(&self, model: &str) -> Option<std::sync::Arc<dyn ChatModel>> {
         (**self).switch_to(model)
+    }
+
+    fn validate(&self) -> BoxFuture<'_, Result<(), LlmError>> {
+        (**self).validate()
     }
 }

@@ -99,6 +99,23 @@ impl OpenAiModel {
         }
     }
 
+    /// A client for another model of the same server, with the same settings and connection
+    /// pool (the context size is asked anew: it differs per model).
+    pub fn sibling(&self, model: &str) -> Self {
+        let mut endpoint = self.endpoint.clone();
+        endpoint.spec.model = Some(model.to_owned());
+        Self {
+            endpoint,
+            retry: self.retry,
+            model: OnceCell::new_with(Some(model.to_owned())),
+            models: Mutex::new(lock(&self.models).clone()),
+            context: OnceCell::new(),
+            context_override: self.context_override,
+            text_tools: AtomicBool::new(self.text_tools.load(Ordering::Relaxed)),
+            leading: Arc::new(LeadingThoughts::new()),
+        }
+    }
+
     /// The same client with other timeouts.
     pub fn with_timeouts(mut self, timeouts: Timeouts) -> Self {
         self.endpoint = self.endpoint.with_timeouts(timeouts);
@@ -342,6 +359,27 @@ impl ChatModel for OpenAiModel {
 
     fn context_size(&self) -> BoxFuture<'_, Option<u32>> {
         Box::pin(self.probe_context_size())
+    }
+
+    fn model_name(&self) -> BoxFuture<'_, Option<String>> {
+        Box::pin(async move { OpenAiModel::model_name(self).await.ok() })
+    }
+
+    fn available_models(&self) -> BoxFuture<'_, Result<Vec<String>, LlmError>> {
+        Box::pin(self.list_models())
+    }
+
+    fn switch_to(&self, model: &str) -> Option<Arc<dyn ChatModel>> {
+        Some(Arc::new(self.sibling(model)))
+    }
+
+    fn validate(&self) -> BoxFuture<'_, Result<(), LlmError>> {
+        Box::pin(async move {
+            match OpenAiModel::validate(self).await {
+                Err(error @ LlmError::UnknownModel { .. }) => Err(error),
+                _ => Ok(()),
+            }
+        })
     }
 }
 
