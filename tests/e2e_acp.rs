@@ -957,3 +957,50 @@ async fn an_editor_without_fs_or_terminal_gets_the_local_workspace() {
         "{command_result}"
     );
 }
+
+#[tokio::test]
+async fn tool_calls_written_as_text_run_and_never_reach_the_chat() {
+    let server = FakeModelServer::start().await;
+    server.push(Reply::sse_body(include_str!(
+        "fixtures/text_tools/hermes_llama_cpp.sse"
+    )));
+    server.push(Reply::text("It is a hello-world program."));
+    let (_dir, ws) = workspace();
+    std::fs::create_dir(ws.join("src")).unwrap();
+    std::fs::write(
+        ws.join("src/main.rs"),
+        "fn main() { println!(\"hello\"); }\n",
+    )
+    .unwrap();
+    let (stop, record) = with_editor(
+        &server.base_url(),
+        &ws,
+        EditorOptions::default(),
+        async |cx, _| {
+            let session = new_session(&cx, &ws).await;
+            prompt(&cx, &session, "what does main.rs do?")
+                .await
+                .unwrap()
+                .stop_reason
+        },
+    )
+    .await;
+    assert_eq!(stop, StopReason::EndTurn);
+    let record = record.lock().unwrap();
+    assert_eq!(
+        record.reads,
+        vec![ws.join("src/main.rs")],
+        "the text tool call ran"
+    );
+    let text = record.message_text();
+    assert!(text.starts_with("I'll read the file first"), "{text}");
+    assert!(
+        !text.contains("tool_call") && !text.contains("arguments"),
+        "markup leaked: {text}"
+    );
+    let tool = messages(&server, 1).last().unwrap().clone();
+    assert!(
+        tool["content"].as_str().unwrap().contains("println"),
+        "{tool}"
+    );
+}
