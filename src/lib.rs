@@ -68,7 +68,7 @@ pub mod agent;
 pub mod llm;
 pub mod perf;
 pub mod server;
-pub mod tools;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod tools;
 pub mod workspace;

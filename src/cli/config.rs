@@ -53,7 +53,8 @@ pub struct ModelEntry {
 
 /// Where the config file is by default.
 pub fn default_path() -> Option<PathBuf> {
-    directories::ProjectDirs::from("dev", "punie", "punie").map(|d| d.config_dir().join("config.toml"))
+    directories::ProjectDirs::from("dev", "punie", "punie")
+        .map(|d| d.config_dir().join("config.toml"))
 }
 
 /// Reads the config file at `path`; a missing file is an empty configuration.
@@ -61,7 +62,10 @@ pub fn load(path: &Path) -> anyhow::Result<ConfigFile> {
     let text = match std::fs::read_to_string(path) {
         Ok(text) => text,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(ConfigFile::default()),
-        Err(e) => return Err(e).with_context(|| format!("cannot read the config file {}", path.display())),
+        Err(e) => {
+            return Err(e)
+                .with_context(|| format!("cannot read the config file {}", path.display()));
+        }
     };
     toml::from_str(&text).with_context(|| format!("invalid config file {}", path.display()))
 }
@@ -81,7 +85,9 @@ impl ConfigFile {
         match self.models.get(&name) {
             Some(entry) => Ok(Some((name, entry.clone()))),
             None if model.is_empty() => {
-                anyhow::bail!("default_model {name:?} has no [models.{name}] entry in the config file")
+                anyhow::bail!(
+                    "default_model {name:?} has no [models.{name}] entry in the config file"
+                )
             }
             None => Ok(None),
         }
@@ -91,13 +97,19 @@ impl ConfigFile {
 impl ModelEntry {
     /// The model spec this entry stands for (`BASE_URL/MODEL`).
     pub fn spec(&self, name: &str) -> String {
-        let base = self.base_url.as_deref().unwrap_or(punie::llm::DEFAULT_BASE_URL).trim_end_matches('/');
+        let base = self
+            .base_url
+            .as_deref()
+            .unwrap_or(punie::llm::DEFAULT_BASE_URL)
+            .trim_end_matches('/');
         format!("{base}/{}", self.model.as_deref().unwrap_or(name))
     }
 
     /// The API key from the named environment variable, if both are set.
     pub fn api_key(&self) -> Option<String> {
-        self.api_key_env.as_ref().and_then(|var| std::env::var(var).ok())
+        self.api_key_env
+            .as_ref()
+            .and_then(|var| std::env::var(var).ok())
     }
 }
 
@@ -127,14 +139,26 @@ text_tool_calls = true
         assert_eq!(entry.spec(&name), "http://localhost:11434/v1/qwen3:8b");
         assert_eq!(entry.context_size, Some(8192));
         let (name, entry) = config.entry("qwen/qwen3-coder-30b").unwrap().unwrap();
-        assert_eq!(entry.spec(&name), "http://localhost:1234/v1/qwen/qwen3-coder-30b");
+        assert_eq!(
+            entry.spec(&name),
+            "http://localhost:1234/v1/qwen/qwen3-coder-30b"
+        );
         assert_eq!(entry.text_tool_calls, Some(true));
-        assert!(config.entry("http://localhost:8080/v1/x").unwrap().is_none(), "a spec, not an entry");
+        assert!(
+            config
+                .entry("http://localhost:8080/v1/x")
+                .unwrap()
+                .is_none(),
+            "a spec, not an entry"
+        );
     }
 
     #[test]
     fn mistakes_are_reported() {
-        assert!(toml::from_str::<ConfigFile>("[models.x]\ntemprature = 1").is_err(), "typos are caught");
+        assert!(
+            toml::from_str::<ConfigFile>("[models.x]\ntemprature = 1").is_err(),
+            "typos are caught"
+        );
         let config: ConfigFile = toml::from_str("default_model = \"gone\"").unwrap();
         assert!(config.entry("").is_err());
     }

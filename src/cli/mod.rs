@@ -171,7 +171,10 @@ impl Cli {
 
     /// Builds the agent these options describe.
     pub fn agent(&self) -> anyhow::Result<Arc<Agent>> {
-        let entry = self.model_entry()?.map(|(_, entry)| entry).unwrap_or_default();
+        let entry = self
+            .model_entry()?
+            .map(|(_, entry)| entry)
+            .unwrap_or_default();
         let api_key = entry.api_key().or_else(|| self.api_key.clone());
         let mut model = OpenAiModel::new(self.model_spec()?, api_key);
         if let Some(text) = entry.text_tool_calls {
