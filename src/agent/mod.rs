@@ -201,6 +201,9 @@ impl Agent {
                 .release_all(session.workspace.terminals.as_ref())
                 .await;
             session.shutdown_mcp().await;
+            if let Some(observer) = &self.observer {
+                observer.session_closed(id);
+            }
         }
     }
 

@@ -52,6 +52,8 @@ pub trait TurnObserver: Send + Sync {
     fn permission_wait(&self, _session: &str, _tool: &str, _waited: Duration) {}
     /// A request to the editor (`fs/*`, `terminal/*`, …) was answered after `elapsed`.
     fn editor_request(&self, _session: &str, _method: &str, _elapsed: Duration, _ok: bool) {}
+    /// A session was closed (its connection ended, or the agent is shutting down).
+    fn session_closed(&self, _session: &str) {}
     /// A report of what this observer recorded, as JSON, for the `_punie/perf_report` ACP
     /// extension method; `None` (the default) when it keeps no report.
     fn report_json(&self) -> Option<serde_json::Value> {

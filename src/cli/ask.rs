@@ -65,7 +65,7 @@ pub fn run(cli: &Cli, args: &AskArgs) -> anyhow::Result<u8> {
             args.workspace.display()
         )));
     }
-    let agent = cli.agent()?;
+    let (agent, perf) = cli.agent(false)?;
     let options = LocalOptions {
         sandbox: cli.sandbox(),
         approve: args.approve,
@@ -97,6 +97,9 @@ pub fn run(cli: &Cli, args: &AskArgs) -> anyhow::Result<u8> {
         };
         events.end_answer();
         agent.close_all().await;
+        if let Some(path) = perf.as_ref().and_then(|perf| perf.write_all()) {
+            eprintln!("punie: perf report: {}", path.display());
+        }
         let code = match outcome {
             Some(Ok(StopReason::EndTurn)) => 0,
             Some(Ok(StopReason::MaxTokens)) => {

@@ -5,6 +5,7 @@ pub mod ask;
 pub mod config;
 pub mod init;
 pub mod logging;
+pub mod perf;
 pub mod serve;
 pub mod signals;
 pub mod stdio;
@@ -95,6 +96,10 @@ pub struct Cli {
     pub no_landlock: bool,
 
     /// Write timing reports (per turn, model request and tool call) next to the logs.
+    /// Where `--perf` reports go (default: the platform state directory).
+    #[arg(long, env = "PUNIE_PERF_DIR", global = true, value_name = "DIR")]
+    pub perf_dir: Option<PathBuf>,
+
     /// The context window (tokens) to assume when the model server does not report one.
     #[arg(long, env = "PUNIE_CONTEXT_SIZE", global = true, value_parser = clap::value_parser!(u32).range(512..), value_name = "TOKENS")]
     pub context_size: Option<u32>,
@@ -169,8 +174,12 @@ impl Cli {
         }
     }
 
-    /// Builds the agent these options describe.
-    pub fn agent(&self) -> anyhow::Result<Arc<Agent>> {
+    /// Builds the agent these options describe, recording timings when `--perf` is on
+    /// (`per_session`: also write a report as each session closes).
+    pub fn agent(
+        &self,
+        per_session: bool,
+    ) -> anyhow::Result<(Arc<Agent>, Option<Arc<perf::PerfFiles>>)> {
         let entry = self
             .model_entry()?
             .map(|(_, entry)| entry)
@@ -190,12 +199,25 @@ impl Cli {
         if let Some(max_tokens) = entry.max_tokens {
             config.max_tokens = max_tokens;
         }
-        Agent::builder()
+        let mut builder = Agent::builder()
             .model(model)
             .config(config)
-            .sandbox(self.sandbox())
-            .build()
-            .map_err(startup)
+            .sandbox(self.sandbox());
+        let perf = match self.perf {
+            false => None,
+            true => {
+                let dir = self
+                    .perf_dir
+                    .clone()
+                    .or_else(perf::default_dir)
+                    .context("cannot find a state directory for perf reports: pass --perf-dir")
+                    .map_err(startup)?;
+                let files = perf::PerfFiles::new(dir, per_session);
+                builder = builder.observer(files.clone());
+                Some(files)
+            }
+        };
+        Ok((builder.build().map_err(startup)?, perf))
     }
 
     /// A second client for the same model server with short timeouts, for health checks.

@@ -61,7 +61,7 @@ pub struct ServeArgs {
 
 /// Serves ACP on stdio and HTTP until a signal arrives.
 pub fn run(cli: &Cli, args: &ServeArgs) -> anyhow::Result<u8> {
-    let agent = cli.agent()?;
+    let (agent, perf) = cli.agent(true)?;
     let probe = Arc::new(cli.probe_model()?);
     let token = args.token.clone().filter(|token| !token.trim().is_empty());
     let runtime = runtime()?;
@@ -123,6 +123,9 @@ pub fn run(cli: &Cli, args: &ServeArgs) -> anyhow::Result<u8> {
         };
         shutdown.cancel();
         agent.close_all().await;
+        if let Some(perf) = &perf {
+            perf.write_all();
+        }
         if !http.is_finished() && tokio::time::timeout(HTTP_DRAIN, &mut http).await.is_err() {
             tracing::warn!("the HTTP server did not stop in time");
             http.abort();

@@ -7,7 +7,7 @@ use super::{Cli, EXIT_FAILURE, runtime};
 
 /// Serves the editor on stdio until it hangs up or a signal arrives.
 pub fn run(cli: &Cli) -> anyhow::Result<u8> {
-    let agent = cli.agent()?;
+    let (agent, perf) = cli.agent(true)?;
     let runtime = runtime()?;
     let code = runtime.block_on(async {
         let mut signals = Signals::new()?;
@@ -29,6 +29,9 @@ pub fn run(cli: &Cli) -> anyhow::Result<u8> {
             }
         };
         agent.close_all().await;
+        if let Some(perf) = &perf {
+            perf.write_all();
+        }
         anyhow::Ok(code)
     })?;
     // Blocking stdin readers may still be parked in a read; do not wait for them.

@@ -24,6 +24,7 @@
 
 mod guard;
 mod health;
+mod perf;
 mod socket;
 
 use std::net::SocketAddr;
@@ -193,6 +194,8 @@ pub fn router(agent: Arc<Agent>, options: ServerOptions, shutdown: CancellationT
     Router::new()
         .route("/health", get(health::health))
         .route("/acp", get(socket::acp_socket))
+        .route("/perf", get(perf::html))
+        .route("/perf.json", get(perf::json))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             guard::check_request,
