@@ -54,18 +54,30 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
+/// A field of `/proc/<pid>/status` given in kB, in MiB.
+fn status_field(pid: &str, name: &str) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with(name))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|kb| kb.parse::<f64>().ok())
+        .map_or(f64::NAN, |kb| kb / 1024.0)
+}
+
 /// `(VmHWM, VmRSS)` of a process, in MiB.
 fn memory_of(pid: &str) -> (f64, f64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|kb| kb.parse::<f64>().ok())
-            .map_or(f64::NAN, |kb| kb / 1024.0)
-    };
-    (field("VmHWM:"), field("VmRSS:"))
+    (status_field(pid, "VmHWM:"), status_field(pid, "VmRSS:"))
+}
+
+/// Resident memory split into heap and the like (`RssAnon`) and mapped files (`RssFile`, mostly
+/// the binary's own code), in MiB.
+fn rss_split(pid: &str) -> String {
+    format!(
+        "anon {:.1} + file {:.1}",
+        status_field(pid, "RssAnon:"),
+        status_field(pid, "RssFile:")
+    )
 }
 
 /// The release `punie` next to this example (`target/release/examples/bench`), or `PUNIE_BIN`.
@@ -141,7 +153,10 @@ fn startup(logs: &Path) -> Figure {
 // session/new over the in-memory transport.
 
 async fn session_new() -> Figure {
-    let agent = Agent::builder().model(ScriptedModel::new()).build().unwrap();
+    let agent = Agent::builder()
+        .model(ScriptedModel::new())
+        .build()
+        .unwrap();
     let editor = FakeEditor::new();
     let connection = editor.connect(agent).await.unwrap();
     let mut samples = Vec::new();
@@ -454,16 +469,22 @@ async fn fake_openai(calls: usize) -> std::net::SocketAddr {
     address
 }
 
-/// Returns (VmHWM MiB, VmRSS MiB, turn ms, tool calls seen).
-fn memory_session(address: std::net::SocketAddr, logs: &Path, calls: usize) -> (f64, f64, f64, usize) {
+/// Returns (VmHWM MiB, VmRSS MiB, turn ms, tool calls seen, RSS by stage).
+fn memory_session(
+    address: std::net::SocketAddr,
+    logs: &Path,
+    calls: usize,
+) -> (f64, f64, f64, usize, String) {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("notes.txt"), "buy milk\n".repeat(200)).unwrap();
+    std::fs::write(dir.path().join("notes.txt"), "buy milk\n".repeat(20)).unwrap();
     let mut child = Command::new(punie_binary())
         .arg("--log-dir")
         .arg(logs)
         .arg("--max-turn-requests")
         .arg((calls + 5).to_string())
         .env("PUNIE_MODEL", format!("http://{address}/v1/fake-model"))
+        // The fake server reports no context window; 50 results need more than the default.
+        .env("PUNIE_CONTEXT_SIZE", "131072")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -473,7 +494,9 @@ fn memory_session(address: std::net::SocketAddr, logs: &Path, calls: usize) -> (
     let mut stdin = child.stdin.take().unwrap();
     let mut stdout = BufReader::new(child.stdout.take().unwrap());
     let mut send = |message: Value| {
-        stdin.write_all((message.to_string() + "\n").as_bytes()).unwrap();
+        stdin
+            .write_all((message.to_string() + "\n").as_bytes())
+            .unwrap();
         stdin.flush().unwrap();
     };
     let mut wait_for = |id: u64, tool_calls: &mut usize| -> Value {
@@ -493,22 +516,26 @@ fn memory_session(address: std::net::SocketAddr, logs: &Path, calls: usize) -> (
     send(json!({"jsonrpc": "2.0", "id": 1, "method": "initialize",
         "params": {"protocolVersion": 1, "clientCapabilities": {}}}));
     wait_for(1, &mut tool_calls);
+    let mut stages = vec![format!("initialized: {}", rss_split(&pid))];
     send(json!({"jsonrpc": "2.0", "id": 2, "method": "session/new",
         "params": {"cwd": dir.path(), "mcpServers": []}}));
     let session = wait_for(2, &mut tool_calls)["result"]["sessionId"].clone();
+    stages.push(format!("session open: {}", rss_split(&pid)));
     let started = Instant::now();
-    send(json!({"jsonrpc": "2.0", "id": 3, "method": "session/prompt",
-        "params": {"sessionId": session, "prompt": [{"type": "text", "text": "read it all"}]}}));
+    send(
+        json!({"jsonrpc": "2.0", "id": 3, "method": "session/prompt",
+        "params": {"sessionId": session, "prompt": [{"type": "text", "text": "read it all"}]}}),
+    );
     let answer = wait_for(3, &mut tool_calls);
     let turn = ms(started.elapsed());
     assert_eq!(answer["result"]["stopReason"], "end_turn", "{answer}");
     let (hwm, rss) = memory_of(&pid);
-    drop(send);
+    stages.push(format!("after the turn: {}", rss_split(&pid)));
     drop(stdin);
     let mut rest = String::new();
     let _ = stdout.read_to_string(&mut rest);
     child.wait().unwrap();
-    (hwm, rss, turn, tool_calls)
+    (hwm, rss, turn, tool_calls, stages.join("; "))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -541,7 +568,9 @@ impl ChatModel for Stateless {
                 ModelEvent::Finished(FinishReason::Stop),
             ]
         };
-        Box::pin(async move { Ok(Box::pin(futures::stream::iter(events.into_iter().map(Ok))) as ModelStream) })
+        Box::pin(async move {
+            Ok(Box::pin(futures::stream::iter(events.into_iter().map(Ok))) as ModelStream)
+        })
     }
     fn describe(&self) -> String {
         "stateless".into()
@@ -572,7 +601,10 @@ async fn concurrent_child(sessions: usize) -> Value {
                     .map_err(|e| e.to_string())?;
                 let latency = ms(asked.elapsed());
                 if stop != StopReason::EndTurn || editor.tool_calls().len() != 3 {
-                    return Err(format!("stopped with {stop:?} after {:?}", editor.tool_calls().len()));
+                    return Err(format!(
+                        "stopped with {stop:?} after {:?}",
+                        editor.tool_calls().len()
+                    ));
                 }
                 Ok::<_, String>((latency, connection))
             })
@@ -610,6 +642,46 @@ async fn concurrent_child(sessions: usize) -> Value {
 }
 
 // ---------------------------------------------------------------------------------------------
+// The perf recorder's own cost per event (what `--perf` adds to each model request, tool call
+// and editor request).
+
+fn recorder_cost(threads: usize, events: usize) -> f64 {
+    let perf = Arc::new(punie::perf::PerfRecorder::new());
+    let started = Instant::now();
+    let workers: Vec<_> = (0..threads)
+        .map(|t| {
+            let perf = perf.clone();
+            std::thread::spawn(move || {
+                let sessions: Vec<String> = (0..10).map(|s| format!("sess_{t}_{s}")).collect();
+                for i in 0..events {
+                    let session = &sessions[i % sessions.len()];
+                    if i % 100 == 0 {
+                        perf.turn_started(session);
+                    }
+                    perf.editor_request(
+                        session,
+                        "fs/read_text_file",
+                        Duration::from_micros(50),
+                        true,
+                    );
+                    if i % 100 == 99 {
+                        perf.turn_finished(
+                            session,
+                            Some(StopReason::EndTurn),
+                            Duration::from_millis(5),
+                        );
+                    }
+                }
+            })
+        })
+        .collect();
+    for worker in workers {
+        worker.join().unwrap();
+    }
+    started.elapsed().as_nanos() as f64 / (threads * events) as f64
+}
+
+// ---------------------------------------------------------------------------------------------
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -627,115 +699,170 @@ fn main() {
         .position(|a| a == "--json")
         .and_then(|i| args.get(i + 1))
         .map(PathBuf::from);
+    // `--only start-up|session|tools|recorder|relay|memory|concurrent` runs one part (for profiling).
+    let only = args
+        .iter()
+        .position(|a| a == "--only")
+        .and_then(|i| args.get(i + 1))
+        .cloned();
+    let wants = |part: &str| only.as_deref().is_none_or(|o| o == part);
     let logs = tempfile::tempdir().unwrap();
     let mut figures = Vec::new();
 
-    eprintln!("measuring start-up…");
-    figures.push(startup(logs.path()));
+    if wants("start-up") {
+        eprintln!("measuring start-up…");
+        figures.push(startup(logs.path()));
+    }
     runtime.block_on(async {
-        eprintln!("measuring session/new…");
-        figures.push(session_new().await);
+        if wants("session") {
+            eprintln!("measuring session/new…");
+            figures.push(session_new().await);
+        }
 
-        eprintln!("measuring tool round trips…");
-        let (overhead, round_trip, total) = tool_turns("read_file", 50, 20).await;
+        if wants("tools") {
+            eprintln!("measuring tool round trips…");
+            let (overhead, round_trip, total) = tool_turns("read_file", 50, 20).await;
+            figures.push(Figure {
+                name: "agent overhead per tool round trip (read_file via editor)",
+                value: overhead,
+                unit: "ms",
+                target: Some(0.5),
+                detail: format!(
+                    "turn/calls {total:.3}; editor round trip {round_trip:.3}; 50 calls, p50 of 20 turns"
+                ),
+            });
+            let (noop, _, noop_total) = tool_turns("noop", 50, 20).await;
+            figures.push(Figure {
+                name: "agent overhead per tool round trip (no-op tool)",
+                value: noop,
+                unit: "ms",
+                target: Some(0.5),
+                detail: format!("turn/calls {noop_total:.3}; 50 calls, p50 of 20 turns"),
+            });
+        }
+
+        if wants("recorder") {
+            eprintln!("measuring the perf recorder…");
+            let one = recorder_cost(1, 1_000_000);
+            let two = recorder_cost(2, 500_000);
+            let snapshot = {
+                let perf = punie::perf::PerfRecorder::new();
+                for s in 0..10 {
+                    let session = format!("sess_{s}");
+                    perf.turn_started(&session);
+                    for _ in 0..1_000 {
+                        perf.editor_request(&session, "fs/read_text_file", Duration::from_micros(80), true);
+                    }
+                    perf.turn_finished(&session, Some(StopReason::EndTurn), Duration::from_millis(90));
+                }
+                let started = Instant::now();
+                let html = perf.snapshot().to_html();
+                (ms(started.elapsed()), html.len())
+            };
+            figures.push(Figure {
+                name: "perf recorder cost per event (1 thread)",
+                value: one,
+                unit: "ns",
+                target: None,
+                detail: format!(
+                    "{two:.0} ns/event with 2 threads; report of 10,000 spans: {:.1} ms, {} KiB HTML",
+                    snapshot.0,
+                    snapshot.1 / 1024
+                ),
+            });
+        }
+
+        if wants("relay") {
+            eprintln!("measuring the stream relay…");
+            let (mut paced, _) = relay(2000, Duration::from_millis(1)).await;
+            figures.push(Figure {
+                name: "relay delay at 1,000 chunks/s, p99",
+                value: quantile(&mut paced, 0.99),
+                unit: "ms",
+                target: Some(1.0),
+                detail: format!(
+                    "p50 {:.3}, max {:.3}, 2000 chunks",
+                    quantile(&mut paced, 0.5),
+                    quantile(&mut paced, 1.0)
+                ),
+            });
+            let (mut burst, rate) = relay(20_000, Duration::ZERO).await;
+            figures.push(Figure {
+                name: "relay throughput (burst)",
+                value: rate,
+                unit: "chunks/s",
+                target: None,
+                detail: format!(
+                    "20000 chunks; delay p50 {:.3} ms, p99 {:.3} ms under backlog",
+                    quantile(&mut burst, 0.5),
+                    quantile(&mut burst, 0.99)
+                ),
+            });
+        }
+
+        if wants("memory") {
+            eprintln!("measuring peak memory of a 50-tool-call session…");
+            let address = fake_openai(50).await;
+            let logs = logs.path().to_owned();
+            let (hwm, rss, turn, calls, stages) =
+                tokio::task::spawn_blocking(move || memory_session(address, &logs, 50))
+                    .await
+                    .unwrap();
+            assert_eq!(calls, 50, "50 tool calls announced");
+            figures.push(Figure {
+                name: "peak resident memory, 50-tool-call session (punie binary)",
+                value: hwm,
+                unit: "MiB",
+                target: Some(20.0),
+                detail: format!(
+                    "VmRSS at the end {rss:.1} MiB ({stages} MiB); turn {turn:.1} ms over HTTP + stdio"
+                ),
+            });
+        }
+    });
+
+    let mut child = Value::Null;
+    if wants("concurrent") {
+        eprintln!("measuring 100 concurrent sessions…");
+        let output = Command::new(std::env::current_exe().unwrap())
+            .args(["--child-concurrent", "100"])
+            .stderr(Stdio::inherit())
+            .output()
+            .expect("run the concurrent child");
+        child = serde_json::from_slice(&output.stdout).expect("child JSON");
+        let number = |key: &str| child[key].as_f64().unwrap_or(f64::NAN);
         figures.push(Figure {
-            name: "agent overhead per tool round trip (read_file via editor)",
-            value: overhead,
-            unit: "ms",
-            target: Some(0.5),
+            name: "100 concurrent sessions (3 tool calls each): errors",
+            value: number("errors"),
+            unit: "errors",
+            target: Some(0.0),
             detail: format!(
-                "turn/calls {total:.3}; editor round trip {round_trip:.3}; 50 calls, p50 of 20 turns"
+                "prompt latency p50 {:.2} ms, p95 {:.2} ms, max {:.2} ms; wall {:.1} ms",
+                number("latency_p50_ms"),
+                number("latency_p95_ms"),
+                number("latency_max_ms"),
+                number("wall_ms")
             ),
         });
-        let (noop, _, noop_total) = tool_turns("noop", 50, 20).await;
         figures.push(Figure {
-            name: "agent overhead per tool round trip (no-op tool)",
-            value: noop,
-            unit: "ms",
-            target: Some(0.5),
-            detail: format!("turn/calls {noop_total:.3}; 50 calls, p50 of 20 turns"),
-        });
-
-        eprintln!("measuring the stream relay…");
-        let (mut paced, _) = relay(2000, Duration::from_millis(1)).await;
-        figures.push(Figure {
-            name: "relay delay at 1,000 chunks/s, p99",
-            value: quantile(&mut paced, 0.99),
-            unit: "ms",
-            target: Some(1.0),
-            detail: format!(
-                "p50 {:.3}, max {:.3}, 2000 chunks",
-                quantile(&mut paced, 0.5),
-                quantile(&mut paced, 1.0)
-            ),
-        });
-        let (mut burst, rate) = relay(20_000, Duration::ZERO).await;
-        figures.push(Figure {
-            name: "relay throughput (burst)",
-            value: rate,
-            unit: "chunks/s",
+            name: "100 concurrent sessions: memory per session",
+            value: number("per_session_kib"),
+            unit: "KiB",
             target: None,
             detail: format!(
-                "20000 chunks; delay p50 {:.3} ms, p99 {:.3} ms under backlog",
-                quantile(&mut burst, 0.5),
-                quantile(&mut burst, 0.99)
+                "RSS {:.1} → {:.1} MiB, peak {:.1} MiB (one process, in-memory transport)",
+                number("rss_before_mib"),
+                number("rss_after_mib"),
+                number("hwm_mib")
             ),
         });
+    }
 
-        eprintln!("measuring peak memory of a 50-tool-call session…");
-        let address = fake_openai(50).await;
-        let logs = logs.path().to_owned();
-        let (hwm, rss, turn, calls) =
-            tokio::task::spawn_blocking(move || memory_session(address, &logs, 50))
-                .await
-                .unwrap();
-        assert_eq!(calls, 50, "50 tool calls announced");
-        figures.push(Figure {
-            name: "peak resident memory, 50-tool-call session (punie binary)",
-            value: hwm,
-            unit: "MiB",
-            target: Some(20.0),
-            detail: format!("VmRSS at the end {rss:.1} MiB; turn {turn:.1} ms over HTTP + stdio"),
-        });
-    });
-
-    eprintln!("measuring 100 concurrent sessions…");
-    let output = Command::new(std::env::current_exe().unwrap())
-        .args(["--child-concurrent", "100"])
-        .stderr(Stdio::inherit())
-        .output()
-        .expect("run the concurrent child");
-    let child: Value = serde_json::from_slice(&output.stdout).expect("child JSON");
-    figures.push(Figure {
-        name: "100 concurrent sessions (3 tool calls each): errors",
-        value: child["errors"].as_f64().unwrap_or(f64::NAN),
-        unit: "errors",
-        target: Some(0.0),
-        detail: format!(
-            "prompt latency p50 {:.2} ms, p95 {:.2} ms, max {:.2} ms; wall {:.1} ms",
-            child["latency_p50_ms"].as_f64().unwrap_or(f64::NAN),
-            child["latency_p95_ms"].as_f64().unwrap_or(f64::NAN),
-            child["latency_max_ms"].as_f64().unwrap_or(f64::NAN),
-            child["wall_ms"].as_f64().unwrap_or(f64::NAN)
-        ),
-    });
-    figures.push(Figure {
-        name: "100 concurrent sessions: memory per session",
-        value: child["per_session_kib"].as_f64().unwrap_or(f64::NAN),
-        unit: "KiB",
-        target: None,
-        detail: format!(
-            "RSS {:.1} → {:.1} MiB, peak {:.1} MiB (one process, in-memory transport)",
-            child["rss_before_mib"].as_f64().unwrap_or(f64::NAN),
-            child["rss_after_mib"].as_f64().unwrap_or(f64::NAN),
-            child["hwm_mib"].as_f64().unwrap_or(f64::NAN)
-        ),
-    });
-
-    println!(
+    let header = format!(
         "{:<62} {:>12} {:<9} {:>8}  {}",
         "measure", "value", "unit", "target", "details"
     );
+    println!("{header}");
     println!("{}", "-".repeat(130));
     let mut missed = 0;
     for f in &figures {

@@ -107,7 +107,7 @@ fn help_shows_every_environment_fallback_and_hides_secrets() {
         assert!(help.contains(&format!("[env: {env}")), "{env} in\n{help}");
     }
     assert!(!help.contains("very-secret"), "{help}");
-    assert!(help.contains("timing reports"), "{help}");
+    assert!(help.contains("HTML/JSON reports"), "{help}");
     let ask = text(&punie(&["ask", "--help"], &[], logs.path()).stdout)
         .split_whitespace()
         .collect::<Vec<_>>()

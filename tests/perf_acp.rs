@@ -13,7 +13,9 @@ use punie::testing::{FakeEditor, ScriptedModel};
 use serde_json::{Value, json};
 
 /// The request as an editor would send it, with raw params.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, agent_client_protocol::JsonRpcRequest)]
+#[derive(
+    Debug, Clone, serde::Serialize, serde::Deserialize, agent_client_protocol::JsonRpcRequest,
+)]
 #[request(method = "_punie/perf_report", response = Value)]
 struct PerfReportRequest(Value);
 
@@ -55,7 +57,10 @@ async fn agent_with_one_turn(perf: Option<Arc<PerfRecorder>>) -> Arc<Agent> {
     let editor = FakeEditor::new().with_file("/project/a.txt", "hi");
     let connection = editor.connect(agent.clone()).await.unwrap();
     let session = connection.new_session("/project").await.unwrap();
-    connection.prompt(&session, "what is in a.txt?").await.unwrap();
+    connection
+        .prompt(&session, "what is in a.txt?")
+        .await
+        .unwrap();
     connection.close().await;
     agent
 }
@@ -69,7 +74,10 @@ async fn the_report_comes_in_both_formats_by_default() {
         assert!(html.starts_with("<!DOCTYPE html>"));
         assert!(html.contains("read_file"));
         let report: PerfReport = serde_json::from_value(answer["json"].clone()).unwrap();
-        assert_eq!(report.totals.turns, 1, "a turn from another connection is there");
+        assert_eq!(
+            report.totals.turns, 1,
+            "a turn from another connection is there"
+        );
         assert_eq!(report.tools[0].name, "read_file");
         assert_eq!(report.editor_methods[0].key, "fs/read_text_file");
     }

@@ -215,7 +215,12 @@ async fn the_report_page_keeps_its_structure() {
     let mut tools: Vec<String> = report
         .tools
         .iter()
-        .map(|t| format!("{} on {}: {} calls, {} errors", t.name, t.provider, t.calls.count, t.calls.errors))
+        .map(|t| {
+            format!(
+                "{} on {}: {} calls, {} errors",
+                t.name, t.provider, t.calls.count, t.calls.errors
+            )
+        })
         .collect();
     tools.sort();
     let mut methods: Vec<String> = report
@@ -311,7 +316,10 @@ async fn the_report_renders_in_a_real_browser() {
     let report = recorded_report().await;
     let dir = tempfile::tempdir().unwrap();
     let (html, json) = report.write_to(dir.path().join("reports")).unwrap();
-    assert_eq!(PerfReport::from_json(&std::fs::read_to_string(&json).unwrap()).unwrap(), report);
+    assert_eq!(
+        PerfReport::from_json(&std::fs::read_to_string(&json).unwrap()).unwrap(),
+        report
+    );
     let profile = dir.path().join("profile");
     let shot = dir.path().join("shot.png");
 
@@ -338,8 +346,16 @@ async fn the_report_renders_in_a_real_browser() {
     let height = u32::from_be_bytes(png[20..24].try_into().unwrap());
     assert_eq!((width, height), (1280, 2000));
     // A blank or error page compresses to a few kilobytes; charts and tables do not.
-    assert!(png.len() > 30_000, "a nearly empty screenshot: {} bytes", png.len());
-    assert_eq!(console_messages(&stderr), Vec::<&str>::new(), "console messages");
+    assert!(
+        png.len() > 30_000,
+        "a nearly empty screenshot: {} bytes",
+        png.len()
+    );
+    assert_eq!(
+        console_messages(&stderr),
+        Vec::<&str>::new(),
+        "console messages"
+    );
     if let Some(keep) = std::env::var_os("PUNIE_PERF_SHOT") {
         std::fs::copy(&shot, &keep).unwrap();
         std::fs::copy(&html, PathBuf::from(keep).with_extension("html")).unwrap();
@@ -354,15 +370,40 @@ async fn the_report_renders_in_a_real_browser() {
     );
     let stderr = std::fs::read_to_string(&dom_err).unwrap();
     assert!(status.success(), "chromium failed: {status}\n{stderr}");
-    assert_eq!(console_messages(&stderr), Vec::<&str>::new(), "console messages");
+    assert_eq!(
+        console_messages(&stderr),
+        Vec::<&str>::new(),
+        "console messages"
+    );
     let dom = std::fs::read_to_string(&dom_out).unwrap();
-    for id in ["summary", "time-split", "waterfall", "tools", "providers", "editor", "models", "trends"] {
-        assert!(dom.contains(&format!("<section id=\"{id}\">")), "section {id} in the DOM");
+    for id in [
+        "summary",
+        "time-split",
+        "waterfall",
+        "tools",
+        "providers",
+        "editor",
+        "models",
+        "trends",
+    ] {
+        assert!(
+            dom.contains(&format!("<section id=\"{id}\">")),
+            "section {id} in the DOM"
+        );
     }
     for chart in ["split-chart", "provider-chart", "trend-chart", "rate-chart"] {
-        assert!(dom.contains(&format!("<svg class=\"{chart}\"")), "{chart} in the DOM");
+        assert!(
+            dom.contains(&format!("<svg class=\"{chart}\"")),
+            "{chart} in the DOM"
+        );
     }
     assert_eq!(dom.matches("<svg class=\"waterfall-chart\"").count(), 4);
-    assert!(dom.contains("<rect class=\"waiting\""), "a permission wait is drawn");
-    assert!(dom.contains("<polyline class=\"rate\""), "tokens per second are drawn");
+    assert!(
+        dom.contains("<rect class=\"waiting\""),
+        "a permission wait is drawn"
+    );
+    assert!(
+        dom.contains("<polyline class=\"rate\""),
+        "tokens per second are drawn"
+    );
 }

@@ -36,17 +36,21 @@ fn message_tokens(message: &Message) -> u32 {
         }
 }
 
-/// Estimated tokens of a request's prompt.
-pub(crate) fn prompt_tokens(system: &Message, tools: &[ToolSpec], history: &[Message]) -> u32 {
-    let tools: u32 = tools
+/// Estimated tokens of the tool schemas (constant for a turn: compute it once).
+pub(crate) fn tool_tokens(tools: &[ToolSpec]) -> u32 {
+    tools
         .iter()
         .map(|t| {
             estimate_tokens(&t.name)
                 + estimate_tokens(&t.description)
                 + estimate_tokens(&t.parameters.to_string())
         })
-        .sum();
-    message_tokens(system) + tools + history.iter().map(message_tokens).sum::<u32>()
+        .sum()
+}
+
+/// Estimated tokens of a request's prompt, given its tools' estimate.
+pub(crate) fn prompt_tokens(system: &Message, tool_tokens: u32, history: &[Message]) -> u32 {
+    message_tokens(system) + tool_tokens + history.iter().map(message_tokens).sum::<u32>()
 }
 
 /// Keeps the head and tail of `text` within about `limit` characters, saying what was cut.
@@ -245,8 +249,8 @@ mod tests {
         let system = Message::System {
             content: "s".repeat(300),
         };
-        let small = prompt_tokens(&system, &[], &turn("hi", "x"));
-        let large = prompt_tokens(&system, &[], &turn("hi", &"x".repeat(3000)));
+        let small = prompt_tokens(&system, 0, &turn("hi", "x"));
+        let large = prompt_tokens(&system, 0, &turn("hi", &"x".repeat(3000)));
         assert!(large >= small + 990, "{small} {large}");
     }
 }

@@ -114,6 +114,7 @@ impl Turn<'_> {
             content: self.system_prompt(),
         };
         let tools = self.toolset.specs();
+        let tool_tokens = context::tool_tokens(&tools);
         for (title, description) in self.session.take_notices() {
             self.emit(TurnEvent::Notice { title, description });
         }
@@ -128,7 +129,7 @@ impl Turn<'_> {
                 return Ok(StopReason::MaxTurnRequests);
             }
             requests += 1;
-            let Some(max_tokens) = self.fit(&system, &tools, history, window).await? else {
+            let Some(max_tokens) = self.fit(&system, tool_tokens, history, window).await? else {
                 return Ok(StopReason::Cancelled);
             };
             let mut messages = Vec::with_capacity(history.len() + 1);
@@ -264,7 +265,7 @@ impl Turn<'_> {
     async fn fit(
         &self,
         system: &Message,
-        tools: &[crate::llm::ToolSpec],
+        tools: u32,
         history: &mut Vec<Message>,
         window: u32,
     ) -> Result<Option<u32>, AgentError> {

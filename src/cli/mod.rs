@@ -95,7 +95,6 @@ pub struct Cli {
     #[arg(long, env = "PUNIE_NO_LANDLOCK", global = true, value_parser = BoolishValueParser::new(), default_value_t = false, num_args = 0, default_missing_value = "true")]
     pub no_landlock: bool,
 
-    /// Write timing reports (per turn, model request and tool call) next to the logs.
     /// Where `--perf` reports go (default: the platform state directory).
     #[arg(long, env = "PUNIE_PERF_DIR", global = true, value_name = "DIR")]
     pub perf_dir: Option<PathBuf>,
@@ -109,6 +108,8 @@ pub struct Cli {
     #[arg(long, env = "PUNIE_CONFIG", global = true, value_name = "PATH")]
     pub config: Option<PathBuf>,
 
+    /// Record where each turn's time goes and write HTML/JSON reports (per session, and at
+    /// exit) to the --perf-dir.
     #[arg(long, env = "PUNIE_PERF", global = true, value_parser = BoolishValueParser::new(), default_value_t = false, num_args = 0, default_missing_value = "true")]
     pub perf: bool,
 }

@@ -88,7 +88,10 @@ impl PerfReport {
         }
         Err(io::Error::new(
             io::ErrorKind::AlreadyExists,
-            format!("too many perf reports named punie-perf-{stamp}* in {}", dir.display()),
+            format!(
+                "too many perf reports named punie-perf-{stamp}* in {}",
+                dir.display()
+            ),
         ))
     }
 }
@@ -139,7 +142,11 @@ mod tests {
             let stem = html.file_stem().unwrap().to_string_lossy().into_owned();
             assert!(stem.starts_with("punie-perf-"), "{stem}");
             assert!(names.insert(stem));
-            assert!(std::fs::read_to_string(&html).unwrap().starts_with("<!DOCTYPE html>"));
+            assert!(
+                std::fs::read_to_string(&html)
+                    .unwrap()
+                    .starts_with("<!DOCTYPE html>")
+            );
             PerfReport::from_json(&std::fs::read_to_string(&json).unwrap()).unwrap();
         }
         let left: Vec<_> = std::fs::read_dir(dir.path().join("new"))

@@ -134,7 +134,10 @@ mod tests {
             assert!(bucket >= last, "{us}");
             last = bucket;
             let (low, width) = bucket_bounds(bucket);
-            assert!(low <= us && us - low < width, "{us} not in [{low}, +{width})");
+            assert!(
+                low <= us && us - low < width,
+                "{us} not in [{low}, +{width})"
+            );
         }
     }
 
@@ -158,7 +161,10 @@ mod tests {
         }
         for (q, exact) in [(0.5, 5000.0 * 37.0), (0.95, 9500.0 * 37.0)] {
             let got = histogram.quantile_us(q);
-            assert!((got - exact).abs() / exact < 0.0625, "q{q}: {got} vs {exact}");
+            assert!(
+                (got - exact).abs() / exact < 0.0625,
+                "q{q}: {got} vs {exact}"
+            );
         }
         assert_eq!(histogram.max_us(), 370_000);
     }

@@ -333,7 +333,9 @@ fn span_tooltip(span: &Span) -> String {
         text.push_str(&format!(", first token after {}", duration(ttft)));
     }
     if let (Some(prompt), Some(completion)) = (span.prompt_tokens, span.completion_tokens) {
-        text.push_str(&format!(", {prompt} prompt + {completion} completion tokens"));
+        text.push_str(&format!(
+            ", {prompt} prompt + {completion} completion tokens"
+        ));
     }
     if let Some(rate) = span.tokens_per_second {
         text.push_str(&format!(", {rate:.1} tokens/s"));
@@ -457,7 +459,11 @@ fn trends(turns: &[&TurnReport]) -> Option<Trends> {
         .enumerate()
         .filter_map(|(i, t)| t.tokens_per_second.map(|r| (i, r, *t)))
         .collect();
-    let top_rate = rated.iter().map(|(_, r, _)| *r).fold(0.0, f64::max).max(0.1);
+    let top_rate = rated
+        .iter()
+        .map(|(_, r, _)| *r)
+        .fold(0.0, f64::max)
+        .max(0.1);
     let point = |i: usize, r: f64| {
         (
             left + i as f64 * step + step / 2.0,
@@ -559,7 +565,11 @@ impl<'a> Page<'a> {
             .iter()
             .zip(category_values(&report.split))
             .map(|((class, label), value)| {
-                let width = if whole > 0.0 { value / whole * WIDTH } else { 0.0 };
+                let width = if whole > 0.0 {
+                    value / whole * WIDTH
+                } else {
+                    0.0
+                };
                 let segment = Segment {
                     class,
                     label,
@@ -694,7 +704,7 @@ mod tests {
     #[test]
     fn durations_read_well() {
         assert_eq!(duration(0.0421), "0.042 ms");
-        assert_eq!(duration(3.14159), "3.14 ms");
+        assert_eq!(duration(3.456), "3.46 ms");
         assert_eq!(duration(250.0), "250.0 ms");
         assert_eq!(duration(1250.0), "1.25 s");
         assert_eq!(duration(125_000.0), "2 min 5 s");

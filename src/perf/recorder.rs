@@ -9,20 +9,21 @@
 //! Bounds (see [`Limits`]): each session keeps its last [`MAX_EVENTS_PER_SESSION`] spans and
 //! [`MAX_TURNS_PER_SESSION`] turn summaries; all sessions together keep at most [`MAX_EVENTS`]
 //! spans (the least recently active session loses its oldest first) and at most
-//! [`MAX_SESSIONS`] sessions in detail (the least recently active idle session is retired).
+//! [`MAX_SESSIONS`] sessions in detail (the least recently active closed, else idle, session is
+//! retired).
 //! Counters and histograms cover everything. A span takes 40 bytes and a turn summary about
 //! 150, so the worst case is about 10 MB of spans and 10 MB of turn summaries; a typical
 //! session uses a few hundred kilobytes.
 
 use std::collections::{HashMap, VecDeque};
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::{BuildHasher, Hash};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 
 use super::histogram::{Histogram, micros};
 use super::report::{
     DurationStats, GroupStats, Limits, ModelStats, PerfReport, REPORT_FORMAT, SessionReport, Span,
-    SpanKind, TimeSplit, Totals, ToolStats, TurnReport,
+    SpanKind, TimeSplit, ToolStats, Totals, TurnReport,
 };
 use crate::agent::{ModelRequestStats, StopReason, ToolCallStats, TurnObserver};
 
@@ -162,6 +163,8 @@ struct SessionRecord {
     dropped_turns: u64,
     turn_count: u64,
     open: Option<OpenTurn>,
+    /// The agent closed the session: it is retired before sessions that may still be used.
+    closed: bool,
 }
 
 impl SessionRecord {
@@ -177,6 +180,7 @@ impl SessionRecord {
             dropped_turns: 0,
             turn_count: 0,
             open: None,
+            closed: false,
         }
     }
 
@@ -456,13 +460,13 @@ impl Shard {
         record
     }
 
-    /// Forgets the detail of the least recently active idle session.
+    /// Forgets the detail of the least recently active closed session, or else idle one.
     fn retire_one(&mut self) {
         let oldest = self
             .sessions
             .iter()
             .filter(|(_, s)| s.open.is_none())
-            .min_by_key(|(_, s)| s.last_us)
+            .min_by_key(|(_, s)| (!s.closed, s.last_us))
             .map(|(id, _)| id.clone());
         if let Some(id) = oldest
             && let Some(record) = self.sessions.remove(&id)
@@ -577,9 +581,7 @@ impl PerfRecorder {
     }
 
     fn shard(&self, session: &str) -> MutexGuard<'_, Shard> {
-        let mut hasher = self.hasher.build_hasher();
-        session.hash(&mut hasher);
-        lock(&self.shards[hasher.finish() as usize % SHARDS])
+        lock(&self.shards[self.hasher.hash_one(session) as usize % SHARDS])
     }
 
     fn now_us(&self) -> u64 {
@@ -705,6 +707,7 @@ impl PerfRecorder {
             id: id.to_owned(),
             first_seen_ms: ms(record.first_us),
             turn_count: record.turn_count,
+            closed: record.closed,
             dropped_events: record.dropped_events,
             dropped_turns: record.dropped_turns,
             turns,
@@ -738,7 +741,12 @@ impl PerfRecorder {
                 }
             })
             .collect();
-        models.sort_by(|a, b| b.requests.count.cmp(&a.requests.count).then(a.model.cmp(&b.model)));
+        models.sort_by(|a, b| {
+            b.requests
+                .count
+                .cmp(&a.requests.count)
+                .then(a.model.cmp(&b.model))
+        });
         let mut tools: Vec<ToolStats> = merged
             .tools
             .iter()
@@ -766,7 +774,11 @@ impl PerfRecorder {
             rows.sort_by(|a, b| a.key.cmp(&b.key));
             rows
         };
-        let model_requests: u64 = merged.models.values().map(|m| m.requests.histogram.count()).sum();
+        let model_requests: u64 = merged
+            .models
+            .values()
+            .map(|m| m.requests.histogram.count())
+            .sum();
         let (completion, gen_us) = merged
             .models
             .values()
@@ -875,7 +887,11 @@ fn span_report(event: &Event, turn_start_us: i64, names: &Names) -> Span {
         } else {
             None
         },
-        prompt_tokens: if model { optional(event.prompt_tokens) } else { None },
+        prompt_tokens: if model {
+            optional(event.prompt_tokens)
+        } else {
+            None
+        },
         completion_tokens: if model {
             optional(event.completion_tokens)
         } else {
@@ -930,17 +946,31 @@ impl TurnObserver for PerfRecorder {
     }
 
     fn model_request(&self, session: &str, stats: &ModelRequestStats) {
-        self.span(session, Kind::Model, &stats.model, stats.total, stats.completed, |_, e| {
-            e.detail = u32_or_none(stats.time_to_first_token.map(micros));
-            e.prompt_tokens = u32_or_none(stats.usage.map(|u| u.prompt_tokens));
-            e.completion_tokens = u32_or_none(stats.usage.map(|u| u.completion_tokens));
-        });
+        self.span(
+            session,
+            Kind::Model,
+            &stats.model,
+            stats.total,
+            stats.completed,
+            |_, e| {
+                e.detail = u32_or_none(stats.time_to_first_token.map(micros));
+                e.prompt_tokens = u32_or_none(stats.usage.map(|u| u.prompt_tokens));
+                e.completion_tokens = u32_or_none(stats.usage.map(|u| u.completion_tokens));
+            },
+        );
     }
 
     fn tool_call(&self, session: &str, stats: &ToolCallStats) {
-        self.span(session, Kind::Tool, &stats.name, stats.elapsed, stats.ok, |names, e| {
-            e.detail = names.id(stats.provider);
-        });
+        self.span(
+            session,
+            Kind::Tool,
+            &stats.name,
+            stats.elapsed,
+            stats.ok,
+            |names, e| {
+                e.detail = names.id(stats.provider);
+            },
+        );
     }
 
     fn permission_wait(&self, session: &str, tool: &str, waited: Duration) {
@@ -953,6 +983,13 @@ impl TurnObserver for PerfRecorder {
             return;
         }
         self.span(session, Kind::Editor, method, elapsed, ok, |_, _| {});
+    }
+
+    fn session_closed(&self, session: &str) {
+        let mut shard = self.shard(session);
+        if let Some(record) = shard.sessions.get_mut(session) {
+            record.closed = true;
+        }
     }
 
     fn report_json(&self) -> Option<serde_json::Value> {

@@ -176,6 +176,8 @@ pub struct SessionReport {
     pub first_seen_ms: f64,
     /// Turns finished in it (some may have been dropped, see `dropped_turns`).
     pub turn_count: u64,
+    /// True once the agent closed it (its connection ended).
+    pub closed: bool,
     /// Raw samples dropped from it.
     pub dropped_events: u64,
     /// Turn summaries dropped from it.
@@ -273,7 +275,8 @@ pub struct Limits {
     pub events: usize,
     /// Turn summaries kept per session: the most recent ones.
     pub turns_per_session: usize,
-    /// Sessions kept in detail: the least recently active idle one is retired first.
+    /// Sessions kept in detail: the least recently active closed (else idle) one is retired
+    /// first.
     pub sessions: usize,
 }
 

@@ -58,8 +58,14 @@ fn a_turn_is_split_into_model_tool_editor_and_waiting_time() {
     let split = &report.split;
     assert_eq!(split.turn_ms, 300_000.0);
     assert_eq!(split.model_ms, 160.0);
-    assert_eq!(split.editor_ms, 5.0, "the permission prompt's request is not editor time");
-    assert_eq!(split.tool_ms, 7_995.0, "the editor read inside the tool call is editor time");
+    assert_eq!(
+        split.editor_ms, 5.0,
+        "the permission prompt's request is not editor time"
+    );
+    assert_eq!(
+        split.tool_ms, 7_995.0,
+        "the editor read inside the tool call is editor time"
+    );
     assert_eq!(split.waiting_ms, 50.0);
     assert_eq!(split.other_ms, 300_000.0 - 8_210.0);
 
@@ -90,10 +96,19 @@ fn a_turn_is_split_into_model_tool_editor_and_waiting_time() {
     assert!(turn.spans_complete);
     let kinds: Vec<SpanKind> = turn.spans.iter().map(|s| s.kind).collect();
     assert_eq!(kinds.len(), 5);
-    for kind in [SpanKind::Model, SpanKind::Tool, SpanKind::Editor, SpanKind::Waiting] {
+    for kind in [
+        SpanKind::Model,
+        SpanKind::Tool,
+        SpanKind::Editor,
+        SpanKind::Waiting,
+    ] {
         assert!(kinds.contains(&kind), "{kind:?} in {kinds:?}");
     }
-    assert!(turn.spans.iter().all(|s| s.start_ms >= 0.0), "{:?}", turn.spans);
+    assert!(
+        turn.spans.iter().all(|s| s.start_ms >= 0.0),
+        "{:?}",
+        turn.spans
+    );
     assert_eq!(report.tools[0].provider, "editor");
     assert_eq!(report.providers[0].key, "editor");
     assert_eq!(report.editor_methods[0].key, "fs/read_text_file");
@@ -112,7 +127,11 @@ fn a_failed_turn_and_events_outside_turns_are_counted() {
     assert_eq!(report.totals.editor_requests, 1);
     let turn = &report.sessions[0].turns[0];
     assert_eq!(turn.stop, "failed");
-    assert_eq!(turn.spans.len(), 1, "the discovery request is not part of the turn");
+    assert_eq!(
+        turn.spans.len(),
+        1,
+        "the discovery request is not part of the turn"
+    );
     assert_eq!(turn.split.editor_ms, 0.0);
 }
 
@@ -133,7 +152,10 @@ fn a_long_session_keeps_its_recent_spans_and_counts_all() {
     let turn = &report.sessions[0].turns[0];
     assert!(!turn.spans_complete);
     assert_eq!(turn.spans.len(), MAX_EVENTS_PER_SESSION);
-    assert_eq!(turn.tool_calls, n as u64, "the turn's sums cover every call");
+    assert_eq!(
+        turn.tool_calls, n as u64,
+        "the turn's sums cover every call"
+    );
     assert!(report.to_html().contains("dropped"));
 }
 
@@ -167,7 +189,11 @@ fn many_sessions_stay_within_the_global_bounds() {
         perf.editor_request(&format!("short_{s}"), "fs/write_text_file", ms(1), true);
     }
     let report = perf.snapshot();
-    assert!(report.sessions.len() <= MAX_SESSIONS, "{}", report.sessions.len());
+    assert!(
+        report.sessions.len() <= MAX_SESSIONS,
+        "{}",
+        report.sessions.len()
+    );
     assert_eq!(report.totals.sessions, 440);
     assert_eq!(
         report.totals.sessions_retired,
@@ -177,6 +203,28 @@ fn many_sessions_stay_within_the_global_bounds() {
         report.totals.editor_requests,
         40 * (MAX_EVENTS / 30) as u64 + 400
     );
+}
+
+#[test]
+fn closed_sessions_are_retired_first() {
+    let perf = PerfRecorder::new();
+    perf.turn_started("closed");
+    perf.turn_finished("closed", Some(StopReason::EndTurn), ms(1));
+    perf.session_closed("closed");
+    perf.session_closed("never seen");
+    // Enough new sessions to fill every shard (about 32 each for 8 places): the closed session
+    // is retired whatever its age; half of the new ones are mid-turn and cannot be.
+    for s in 0..MAX_SESSIONS * 4 {
+        let session = format!("new_{s}");
+        perf.turn_started(&session);
+        if s % 2 == 0 {
+            perf.turn_finished(&session, Some(StopReason::EndTurn), ms(1));
+        }
+    }
+    let report = perf.snapshot();
+    let ids: Vec<&str> = report.sessions.iter().map(|s| s.id.as_str()).collect();
+    assert!(!ids.contains(&"closed"), "the closed session was retired");
+    assert_eq!(report.totals.sessions, 1 + MAX_SESSIONS as u64 * 4);
 }
 
 #[test]
@@ -229,7 +277,10 @@ fn names_are_escaped_in_the_page_and_kept_in_the_json() {
     let html = report.to_html();
     assert!(!html.contains("<script"), "a script tag got through");
     assert!(!html.contains("<img"), "an img tag got through");
-    assert!(html.contains("&lt;script&gt;"), "the tool name is shown, escaped");
+    assert!(
+        html.contains("&lt;script&gt;"),
+        "the tool name is shown, escaped"
+    );
     assert!(html.contains("s&lt;1&gt;"));
     let back = PerfReport::from_json(&report.to_json()).unwrap();
     assert_eq!(back, report);
