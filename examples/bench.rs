@@ -642,6 +642,138 @@ async fn concurrent_child(sessions: usize) -> Value {
 }
 
 // ---------------------------------------------------------------------------------------------
+// 100 concurrent sessions in one `punie serve` process, over WebSocket (10 connections of 10
+// sessions each: serve allows 64 connections at once), against the fake OpenAI server.
+
+async fn serve_sessions(connections: usize, per_connection: usize, logs: &Path) -> Value {
+    use futures::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+
+    let address = fake_openai(0).await;
+    let port_file = logs.join("serve.port");
+    let workspace = tempfile::tempdir().unwrap();
+    let mut child = tokio::process::Command::new(punie_binary())
+        .args(["serve", "--port", "0", "--port-file"])
+        .arg(&port_file)
+        .env("PUNIE_MODEL", format!("http://{address}/v1/fake"))
+        .env("PUNIE_LOG_DIR", logs)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start punie serve");
+    let pid = child.id().unwrap().to_string();
+    let port = loop {
+        if let Ok(text) = std::fs::read_to_string(&port_file)
+            && let Ok(port) = text.trim().parse::<u16>()
+        {
+            break port;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let (_, rss_before) = memory_of(&pid);
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..connections)
+        .map(|_| {
+            let cwd = workspace.path().to_owned();
+            tokio::spawn(async move {
+                let url = format!("ws://127.0.0.1:{port}/acp");
+                let (mut socket, _) = tokio_tungstenite::connect_async(url).await.map_err(|e| e.to_string())?;
+                let mut pending: std::collections::HashMap<u64, Instant> = Default::default();
+                let mut next_id = 0u64;
+                let send = async |socket: &mut tokio_tungstenite::WebSocketStream<_>, method: &str, params: Value, next_id: &mut u64| {
+                    *next_id += 1;
+                    let message = json!({"jsonrpc": "2.0", "id": *next_id, "method": method, "params": params});
+                    socket.send(Message::text(message.to_string())).await.map_err(|e| e.to_string())?;
+                    Ok::<u64, String>(*next_id)
+                };
+                // Collects the answers to `ids`, returning (result, latency ms) by id.
+                async fn answers(
+                    socket: &mut tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+                    pending: &mut std::collections::HashMap<u64, Instant>,
+                ) -> Result<Vec<(Value, f64)>, String> {
+                    let mut out = Vec::new();
+                    while !pending.is_empty() {
+                        let frame = socket.next().await.ok_or("socket closed")?.map_err(|e| e.to_string())?;
+                        let Message::Text(text) = frame else { continue };
+                        let value: Value = serde_json::from_str(&text).map_err(|e| e.to_string())?;
+                        if value.get("method").is_some() {
+                            continue; // notifications (updates); no agent requests for text answers
+                        }
+                        let id = value["id"].as_u64().ok_or("response without id")?;
+                        if let Some(sent) = pending.remove(&id) {
+                            if value.get("error").is_some() {
+                                return Err(value["error"].to_string());
+                            }
+                            out.push((value["result"].clone(), ms(sent.elapsed())));
+                        }
+                    }
+                    Ok(out)
+                }
+                let id = send(&mut socket, "initialize", json!({"protocolVersion": 1}), &mut next_id).await?;
+                pending.insert(id, Instant::now());
+                answers(&mut socket, &mut pending).await?;
+                for _ in 0..per_connection {
+                    let id = send(&mut socket, "session/new", json!({"cwd": cwd, "mcpServers": []}), &mut next_id).await?;
+                    pending.insert(id, Instant::now());
+                }
+                let sessions: Vec<String> = answers(&mut socket, &mut pending)
+                    .await?
+                    .into_iter()
+                    .map(|(result, _)| result["sessionId"].as_str().unwrap_or_default().to_owned())
+                    .collect();
+                for session in &sessions {
+                    let params = json!({"sessionId": session, "prompt": [{"type": "text", "text": "hello"}]});
+                    let id = send(&mut socket, "session/prompt", params, &mut next_id).await?;
+                    pending.insert(id, Instant::now());
+                }
+                let prompts = answers(&mut socket, &mut pending).await?;
+                let mut latencies = Vec::new();
+                for (result, latency) in prompts {
+                    if result["stopReason"] != "end_turn" {
+                        return Err(format!("stopped with {result}"));
+                    }
+                    latencies.push(latency);
+                }
+                Ok::<_, String>((latencies, socket))
+            })
+        })
+        .collect();
+    let mut latencies = Vec::new();
+    let mut errors = Vec::new();
+    let mut sockets = Vec::new();
+    for task in tasks {
+        match task.await {
+            Ok(Ok((mut l, socket))) => {
+                latencies.append(&mut l);
+                sockets.push(socket);
+            }
+            Ok(Err(error)) => errors.push(error),
+            Err(error) => errors.push(error.to_string()),
+        }
+    }
+    let wall = ms(started.elapsed());
+    let (hwm, rss_after) = memory_of(&pid);
+    let sessions = connections * per_connection;
+    let _ = child.start_kill();
+    let _ = child.wait().await;
+    drop(sockets);
+    json!({
+        "sessions": sessions,
+        // Every session that did not end its prompt with end_turn counts.
+        "errors": sessions - latencies.len().min(sessions),
+        "first_errors": errors.iter().take(3).collect::<Vec<_>>(),
+        "latency_p50_ms": quantile(&mut latencies.clone(), 0.5),
+        "latency_p95_ms": quantile(&mut latencies.clone(), 0.95),
+        "latency_max_ms": quantile(&mut latencies, 1.0),
+        "wall_ms": wall,
+        "rss_before_mib": rss_before, "rss_after_mib": rss_after, "hwm_mib": hwm,
+        "per_session_kib": (rss_after - rss_before) * 1024.0 / sessions as f64,
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
 // The perf recorder's own cost per event (what `--perf` adds to each model request, tool call
 // and editor request).
 
@@ -699,7 +831,7 @@ fn main() {
         .position(|a| a == "--json")
         .and_then(|i| args.get(i + 1))
         .map(PathBuf::from);
-    // `--only start-up|session|tools|recorder|relay|memory|concurrent` runs one part (for profiling).
+    // `--only start-up|session|tools|recorder|relay|memory|concurrent|serve` runs one part (for profiling).
     let only = args
         .iter()
         .position(|a| a == "--only")
@@ -858,6 +990,28 @@ fn main() {
         });
     }
 
+    let mut served = Value::Null;
+    if wants("serve") {
+        eprintln!("measuring 100 concurrent sessions in one punie serve…");
+        served = runtime.block_on(serve_sessions(10, 10, logs.path()));
+        let number = |key: &str| served[key].as_f64().unwrap_or(f64::NAN);
+        figures.push(Figure {
+            name: "100 concurrent sessions in one `punie serve` (WebSocket): errors",
+            value: number("errors"),
+            unit: "errors",
+            target: Some(0.0),
+            detail: format!(
+                "10 connections × 10 sessions; prompt latency p50 {:.2} ms, p95 {:.2} ms; wall {:.1} ms; RSS {:.1} → {:.1} MiB ({:.0} KiB/session)",
+                number("latency_p50_ms"),
+                number("latency_p95_ms"),
+                number("wall_ms"),
+                number("rss_before_mib"),
+                number("rss_after_mib"),
+                number("per_session_kib")
+            ),
+        });
+    }
+
     let header = format!(
         "{:<62} {:>12} {:<9} {:>8}  {}",
         "measure", "value", "unit", "target", "details"
@@ -890,6 +1044,7 @@ fn main() {
             "detail": f.detail,
         })).collect::<Vec<_>>(),
         "concurrent": child,
+        "serve": served,
     });
     println!("\n{}", serde_json::to_string_pretty(&json).unwrap());
     if let Some(path) = json_path {
