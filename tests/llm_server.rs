@@ -7,14 +7,13 @@ mod support;
 
 use std::time::Duration;
 
-use futures::StreamExt;
 use futures::future::BoxFuture;
 use punie::llm::{
-    ChatModel, ChatRequest, FinishReason, LlmError, Message, ModelEvent, ModelSpec, ModelStream,
-    OpenAiModel, RetryPolicy, ToolCall, ToolSpec,
+    ChatModel, ChatRequest, LlmError, ModelSpec, ModelStream, OpenAiModel, RetryPolicy,
 };
 use serde_json::{Value, json};
 use support::fake_model::{FakeModelServer, Reply};
+use support::model_client::{ask, model, quick_retries, request, tools};
 
 macro_rules! fixture {
     ($path:literal) => {
@@ -24,105 +23,6 @@ macro_rules! fixture {
             $path
         ))
     };
-}
-
-/// Everything one answer said, gathered.
-#[derive(Debug, Default, PartialEq)]
-struct Answer {
-    text: String,
-    thought: String,
-    calls: Vec<ToolCall>,
-    finish: Option<FinishReason>,
-}
-
-async fn collect(mut stream: ModelStream) -> Result<Answer, (Answer, LlmError)> {
-    let mut answer = Answer::default();
-    while let Some(item) = stream.next().await {
-        assert!(answer.finish.is_none(), "an event after Finished: {item:?}");
-        match item {
-            Ok(ModelEvent::Text(text)) => {
-                assert!(!text.is_empty(), "empty text event");
-                answer.text.push_str(&text);
-            }
-            Ok(ModelEvent::Thought(text)) => {
-                assert!(!text.is_empty(), "empty thought event");
-                answer.thought.push_str(&text);
-            }
-            Ok(ModelEvent::ToolCall(call)) => answer.calls.push(call),
-            Ok(ModelEvent::Usage(_)) => {}
-            Ok(ModelEvent::Finished(reason)) => answer.finish = Some(reason),
-            Ok(other) => panic!("unexpected event {other:?}"),
-            Err(error) => {
-                assert!(stream.next().await.is_none(), "an item after an error");
-                return Err((answer, error));
-            }
-        }
-    }
-    assert!(answer.finish.is_some(), "the stream ended without Finished");
-    Ok(answer)
-}
-
-/// Retries without waiting long.
-fn quick_retries(max_attempts: u32) -> RetryPolicy {
-    RetryPolicy {
-        max_attempts,
-        base_delay: Duration::from_millis(1),
-        max_delay: Duration::from_millis(5),
-    }
-}
-
-fn model(server: &FakeModelServer, name: &str) -> OpenAiModel {
-    OpenAiModel::new(ModelSpec::parse(&server.spec_for(name)).unwrap(), None)
-        .with_retry(quick_retries(3))
-}
-
-fn tool(name: &str, properties: Value) -> ToolSpec {
-    ToolSpec {
-        name: name.into(),
-        description: format!("The {name} tool"),
-        parameters: json!({"type": "object", "properties": properties}),
-    }
-}
-
-fn tools() -> Vec<ToolSpec> {
-    vec![
-        tool("read_file", json!({"path": {"type": "string"}})),
-        tool(
-            "write_file",
-            json!({"path": {"type": "string"}, "content": {"type": "string"}}),
-        ),
-        tool(
-            "grep",
-            json!({
-                "pattern": {"type": "string"},
-                "max_results": {"type": "integer"},
-                "case_sensitive": {"type": "boolean"},
-            }),
-        ),
-        tool("list_dir", json!({"path": {"type": "string"}})),
-    ]
-}
-
-fn request(tools: Vec<ToolSpec>) -> ChatRequest {
-    ChatRequest {
-        messages: vec![
-            Message::System {
-                content: "You are Punie.".into(),
-            },
-            Message::User {
-                content: "Look at the project".into(),
-            },
-        ],
-        tools,
-        ..ChatRequest::default()
-    }
-}
-
-async fn ask(model: &OpenAiModel, request: ChatRequest) -> Result<Answer, (Answer, LlmError)> {
-    match model.stream(request).await {
-        Ok(stream) => collect(stream).await,
-        Err(error) => Err((Answer::default(), error)),
-    }
 }
 
 // ---------------------------------------------------------------------------------------------

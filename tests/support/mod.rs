@@ -3,4 +3,5 @@
 
 pub mod editor;
 pub mod fake_model;
+pub mod model_client;
 pub mod served;
