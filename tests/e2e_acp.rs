@@ -8,17 +8,9 @@ use std::time::Duration;
 use agent_client_protocol::v1::schema::*;
 use serde_json::{Value, json};
 use support::editor::{
-    Answer, EditorOptions, new_session, process_alive, prompt, wait_until, with_editor,
+    Answer, EditorOptions, new_session, process_alive, prompt, wait_until, with_editor, workspace,
 };
 use support::fake_model::{FakeModelServer, Reply};
-
-fn workspace() -> (tempfile::TempDir, std::path::PathBuf) {
-    let dir = tempfile::tempdir().unwrap();
-    let ws = dir.path().join("project");
-    std::fs::create_dir(&ws).unwrap();
-    let ws = ws.canonicalize().unwrap();
-    (dir, ws)
-}
 
 /// Every line Punie wrote to stdout is one JSON-RPC 2.0 message.
 fn assert_stdout_is_json_rpc(lines: &[String]) {

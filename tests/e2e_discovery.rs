@@ -5,16 +5,8 @@ mod support;
 
 use agent_client_protocol::v1::schema::*;
 use serde_json::{Value, json};
-use support::editor::{Answer, EditorOptions, new_session, prompt, with_editor};
+use support::editor::{Answer, EditorOptions, new_session, prompt, with_editor, workspace};
 use support::fake_model::{FakeModelServer, Reply};
-
-fn workspace() -> (tempfile::TempDir, std::path::PathBuf) {
-    let dir = tempfile::tempdir().unwrap();
-    let ws = dir.path().join("project");
-    std::fs::create_dir(&ws).unwrap();
-    let ws = ws.canonicalize().unwrap();
-    (dir, ws)
-}
 
 fn offered_tools(request: &Value) -> Vec<Value> {
     request["tools"].as_array().cloned().unwrap_or_default()

@@ -489,6 +489,16 @@ where
     (result, shared)
 }
 
+/// A fresh workspace directory (canonical, so paths compare with what Punie reports) inside a
+/// temporary directory whose other entries stand for "outside the workspace".
+pub fn workspace() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let ws = dir.path().join("project");
+    std::fs::create_dir(&ws).unwrap();
+    let ws = ws.canonicalize().unwrap();
+    (dir, ws)
+}
+
 /// Creates a session in `cwd`.
 pub async fn new_session(cx: &ConnectionTo<Agent>, cwd: &Path) -> SessionId {
     cx.send_request(NewSessionRequest::new(cwd))

@@ -11,6 +11,7 @@ use futures::future::BoxFuture;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::files::{location, path_arg};
 use crate::tools::{Tool, ToolContext, ToolError, ToolOutput, parse_args};
 use crate::workspace::{ToolContent, ToolKind, Workspace, WorkspacePath};
 
@@ -43,10 +44,6 @@ struct Applied {
     replacements: usize,
     /// 1-based line of each replacement in the new text.
     lines: Vec<usize>,
-}
-
-fn path_arg(args: &Value) -> &str {
-    args.get("path").and_then(Value::as_str).unwrap_or("")
 }
 
 /// The 1-based line holding byte `offset` of `text`.
@@ -282,10 +279,7 @@ impl Tool for EditFile {
     }
 
     fn locations(&self, args: &Value, workspace: &Workspace) -> Vec<(PathBuf, Option<u32>)> {
-        workspace
-            .resolve(path_arg(args))
-            .map(|p| vec![(p.absolute().to_owned(), None)])
-            .unwrap_or_default()
+        location(args, workspace, None)
     }
 
     fn preview<'a>(

@@ -10,11 +10,17 @@ use serde_json::{Value, json};
 use crate::tools::{Tool, ToolContext, ToolError, ToolOutput, parse_args};
 use crate::workspace::{ToolContent, ToolKind, Workspace, WorkspaceError};
 
-fn path_arg(args: &Value) -> &str {
+/// The `path` argument of a file tool, or "" (for titles; the call itself validates it).
+pub(super) fn path_arg(args: &Value) -> &str {
     args.get("path").and_then(Value::as_str).unwrap_or("")
 }
 
-fn location(args: &Value, workspace: &Workspace, line: Option<u32>) -> Vec<(PathBuf, Option<u32>)> {
+/// Where a file tool's `path` argument points, for the editor's "follow along".
+pub(super) fn location(
+    args: &Value,
+    workspace: &Workspace,
+    line: Option<u32>,
+) -> Vec<(PathBuf, Option<u32>)> {
     workspace
         .resolve(path_arg(args))
         .map(|p| vec![(p.absolute().to_owned(), line)])
