@@ -1,7 +1,8 @@
 //! The HTML page of a report: geometry and number formatting here, markup in `report.html`
 //! (a minijinja template rendered with HTML auto-escaping, so every name a model, tool or
 //! editor chose is escaped). The page has embedded CSS, inline SVG charts, no scripts and a
-//! Content-Security-Policy that forbids loading anything.
+//! Content-Security-Policy that forbids loading anything. [`PerfReport::to_html`] is defined
+//! here, next to what it needs, so the report's data types know nothing of rendering.
 
 use serde::Serialize;
 
@@ -23,8 +24,16 @@ const WIDTH: f64 = 1100.0;
 const LABEL_WIDTH: f64 = 280.0;
 const RIGHT_PAD: f64 = 30.0;
 
+impl PerfReport {
+    /// The report as a standalone HTML page: no scripts, no external assets, everything it
+    /// shows escaped.
+    pub fn to_html(&self) -> String {
+        render(self)
+    }
+}
+
 /// Renders `report` as a standalone page.
-pub(crate) fn render(report: &PerfReport) -> String {
+fn render(report: &PerfReport) -> String {
     let page = Page::new(report);
     let mut env = minijinja::Environment::new();
     let rendered = env

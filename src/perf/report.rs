@@ -1,6 +1,10 @@
 //! What a perf report holds: plain serializable data, the same for the HTML page and the JSON
 //! file (`format: "punie-perf/1"`). Durations are milliseconds (with microsecond precision);
 //! times are milliseconds since the recording started unless a field says otherwise.
+//!
+//! Only the data lives here: the page is made in `html.rs` ([`PerfReport::to_html`]) and the
+//! files are written in `files.rs` ([`PerfReport::write_to`]); they depend on these types, never
+//! the other way round.
 
 use serde::{Deserialize, Serialize};
 
@@ -294,12 +298,6 @@ impl PerfReport {
     /// Reads a report written by [`PerfReport::to_json`].
     pub fn from_json(json: &str) -> serde_json::Result<Self> {
         serde_json::from_str(json)
-    }
-
-    /// The report as a standalone HTML page: no scripts, no external assets, everything it
-    /// shows escaped.
-    pub fn to_html(&self) -> String {
-        super::html::render(self)
     }
 
     /// Every turn of every session, in order of start.
