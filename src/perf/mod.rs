@@ -37,6 +37,7 @@
 //! editor round trips (`fs/*`, `terminal/*`, including those made during a tool call), waiting
 //! for the person to answer permission prompts, and the rest (Punie itself).
 
+mod calendar;
 mod files;
 mod histogram;
 mod html;

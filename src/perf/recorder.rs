@@ -802,8 +802,8 @@ impl PerfRecorder {
         PerfReport {
             format: REPORT_FORMAT.to_owned(),
             punie_version: env!("CARGO_PKG_VERSION").to_owned(),
-            generated_at: super::files::rfc3339(now),
-            recording_started_at: super::files::rfc3339(self.started_at),
+            generated_at: super::calendar::rfc3339(now),
+            recording_started_at: super::calendar::rfc3339(self.started_at),
             recorded_ms: ms(self.now_us()),
             session: only.map(str::to_owned),
             totals,
