@@ -24,34 +24,12 @@ use tracing::{debug, warn};
 
 use super::endpoint::Endpoint;
 use super::markup::LeadingThoughts;
+use super::models::{LIST_TTL, ModelList, context_size};
 use super::prompted::{native_tools_advice, prompted_request};
 use super::retry::{Attempts, FilterSetup, RetryPolicy};
-use super::server::{LIST_TTL, ModelList, context_size};
 use super::spec::ModelSpec;
 use super::wire;
-use super::{ChatModel, ChatRequest, LlmError, ModelStream};
-
-/// How long the client waits, at each stage of a request.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Timeouts {
-    /// Establishing the TCP (and TLS) connection. Default 10 s.
-    pub connect: Duration,
-    /// From sending the request to the first byte of the answer. Local servers process the whole
-    /// prompt first, which takes minutes for a long conversation on a laptop. Default 600 s.
-    pub first_byte: Duration,
-    /// Between two reads of a streaming answer. Default 120 s.
-    pub idle: Duration,
-}
-
-impl Default for Timeouts {
-    fn default() -> Self {
-        Self {
-            connect: Duration::from_secs(10),
-            first_byte: Duration::from_secs(600),
-            idle: Duration::from_secs(120),
-        }
-    }
-}
+use super::{ChatModel, ChatRequest, LlmError, ModelStream, Timeouts};
 
 /// How long the extra look-ups made to explain an error (the model list) may take.
 const HINT_LOOKUP_TIMEOUT: Duration = Duration::from_secs(5);
@@ -380,78 +358,5 @@ impl ChatModel for OpenAiModel {
                 _ => Ok(()),
             }
         })
-    }
-}
-
-/// Whether a server's error message says the prompt does not fit the context window
-/// (llama.cpp, vLLM, LM Studio, Ollama, mlx and OpenAI each word it differently).
-pub(crate) fn is_context_overflow_message(message: &str) -> bool {
-    let message = message.to_ascii_lowercase();
-    [
-        "context size",
-        "context length",
-        "context window",
-        "context_length",
-        "exceed_context",
-        "n_ctx",
-        "maximum context",
-        "maximum model length",
-        "is too long and exceeds",
-        "prompt is too long",
-        "prompt too long",
-    ]
-    .iter()
-    .any(|words| message.contains(words))
-}
-
-/// Whether a server's error message says the server or model does not take tools at all
-/// (Ollama: "… does not support tools"; llama-server without `--jinja`; vLLM without
-/// `--enable-auto-tool-choice`; OpenRouter).
-pub(crate) fn is_tools_unsupported_message(message: &str) -> bool {
-    let message = message.to_ascii_lowercase();
-    [
-        "does not support tools",
-        "--enable-auto-tool-choice",
-        "support tool use",
-        "tools param requires --jinja",
-        "cannot use tools with stream",
-    ]
-    .iter()
-    .any(|words| message.contains(words))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn context_overflow_wordings() {
-        for message in [
-            "request (5030 tokens) exceeds the available context size (4096 tokens), try increasing it",
-            "This model's maximum context length is 4096 tokens. However, you requested 5000 tokens",
-            "Trying to keep the first 5000 tokens when context the overflows. However, the model is loaded with context length of only 4096 tokens",
-            "The decoder prompt (length 5000) is longer than the maximum model length of 4096. Make sure that `max_model_len` is no smaller than the number of text tokens.",
-            "'max_tokens' or 'max_completion_tokens' is too large: 512. This model's maximum context length is 4096 tokens and your request has 3700 input tokens (512 > 4096 - 3700).",
-            "Input prompt (5000 tokens) is too long and exceeds limit of 4096",
-            "the input length exceeds the context length",
-            "prompt too long; exceeded max context length by 904 tokens",
-            "too long (context_length_exceeded)",
-        ] {
-            assert!(is_context_overflow_message(message), "{message}");
-        }
-        assert!(!is_context_overflow_message("'messages' is required"));
-    }
-
-    #[test]
-    fn tools_unsupported_wordings() {
-        for message in [
-            "registry.ollama.ai/library/gemma3:270m does not support tools",
-            "tools param requires --jinja flag",
-            "No endpoints found that support tool use",
-            "\"auto\" tool choice requires --enable-auto-tool-choice and --tool-call-parser to be set",
-        ] {
-            assert!(is_tools_unsupported_message(message), "{message}");
-        }
-        assert!(!is_tools_unsupported_message("Connection refused"));
     }
 }
