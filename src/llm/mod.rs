@@ -15,7 +15,7 @@
 //! | file | what |
 //! |---|---|
 //! | `error` | [`LlmError`], and what a server's error message or a transport error means |
-//! | this file | the conversation, [`ChatModel`], [`Timeouts`] |
+//! | this file | the conversation, [`ChatModel`], [`Timeouts`], [`ModelHealth`] |
 //! | `sse`, `assemble`, `spec` | server-sent events, tool-call assembly, model specs |
 //! | `wire` | the JSON sent and received, read leniently |
 //! | `stream` | one answer's body turned into events |
@@ -189,6 +189,48 @@ pub enum ModelEvent {
 /// The stream of events of one model request. Dropping it aborts the request.
 pub type ModelStream = Pin<Box<dyn Stream<Item = Result<ModelEvent, LlmError>> + Send>>;
 
+/// What a model back end says of its health, for `GET /health` of `punie serve`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ModelHealth {
+    /// The server's base URL, for a model behind one.
+    pub base_url: Option<String>,
+    /// The model's name, when known.
+    pub name: Option<String>,
+    /// Whether the model answers.
+    pub up: bool,
+    /// Why it does not, when it does not.
+    pub error: Option<String>,
+}
+
+impl ModelHealth {
+    /// A model that answers, under `name` when known.
+    pub fn up(name: Option<String>) -> Self {
+        Self {
+            base_url: None,
+            name,
+            up: true,
+            error: None,
+        }
+    }
+
+    /// A model that does not answer, and why.
+    pub fn down(name: Option<String>, error: impl Into<String>) -> Self {
+        Self {
+            base_url: None,
+            name,
+            up: false,
+            error: Some(error.into()),
+        }
+    }
+
+    /// The same report, for a model behind the server at `base_url`.
+    pub fn at(mut self, base_url: impl Into<String>) -> Self {
+        self.base_url = Some(base_url.into());
+        self
+    }
+}
+
 /// A chat model: a request in, a stream of events out.
 ///
 /// Object safe, so an agent can hold any back end as `Arc<dyn ChatModel>`.
@@ -227,6 +269,17 @@ pub trait ChatModel: Send + Sync {
     fn validate(&self) -> BoxFuture<'_, Result<(), LlmError>> {
         Box::pin(async { Ok(()) })
     }
+
+    /// Whether the model answers, asked now rather than remembered, within `within`.
+    ///
+    /// The default reports a model that is always there, under its
+    /// [`model_name`](Self::model_name) (if that comes within `within`).
+    fn health(&self, within: Duration) -> BoxFuture<'_, ModelHealth> {
+        Box::pin(async move {
+            let name = tokio::time::timeout(within, self.model_name()).await;
+            ModelHealth::up(name.ok().flatten())
+        })
+    }
 }
 
 /// A shared model is a model: lets a caller keep a handle (e.g. to a test's scripted model)
@@ -258,5 +311,65 @@ impl<T: ChatModel + ?Sized> ChatModel for Arc<T> {
 
     fn validate(&self) -> BoxFuture<'_, Result<(), LlmError>> {
         (**self).validate()
+    }
+
+    fn health(&self, within: Duration) -> BoxFuture<'_, ModelHealth> {
+        (**self).health(within)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A model that knows its name, if `Some`, and nothing else.
+    struct Plain(Option<&'static str>);
+
+    impl ChatModel for Plain {
+        fn stream(&self, _: ChatRequest) -> BoxFuture<'_, Result<ModelStream, LlmError>> {
+            Box::pin(async {
+                Err(LlmError::Backend {
+                    message: "not asked here".into(),
+                })
+            })
+        }
+
+        fn describe(&self) -> String {
+            "plain".into()
+        }
+
+        fn model_name(&self) -> BoxFuture<'_, Option<String>> {
+            Box::pin(async { self.0.map(str::to_owned) })
+        }
+    }
+
+    /// A model with a health check of its own.
+    struct Checked(ModelHealth);
+
+    impl ChatModel for Checked {
+        fn stream(&self, request: ChatRequest) -> BoxFuture<'_, Result<ModelStream, LlmError>> {
+            Plain(None).stream(request)
+        }
+
+        fn describe(&self) -> String {
+            "checked".into()
+        }
+
+        fn health(&self, _within: Duration) -> BoxFuture<'_, ModelHealth> {
+            Box::pin(async { self.0.clone() })
+        }
+    }
+
+    #[tokio::test]
+    async fn health_by_default_and_through_a_shared_handle() {
+        let second = Duration::from_secs(1);
+        assert_eq!(Plain(None).health(second).await, ModelHealth::up(None));
+        assert_eq!(
+            Plain(Some("local")).health(second).await,
+            ModelHealth::up(Some("local".into()))
+        );
+        let down = ModelHealth::down(Some("local".into()), "no GPU").at("http://gpu:8000/v1");
+        let shared: Arc<dyn ChatModel> = Arc::new(Arc::new(Checked(down.clone())));
+        assert_eq!(shared.health(second).await, down);
     }
 }
