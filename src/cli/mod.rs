@@ -220,16 +220,6 @@ impl Cli {
         };
         Ok((builder.build().map_err(startup)?, perf))
     }
-
-    /// A second client for the same model server with short timeouts, for health checks.
-    pub fn probe_model(&self) -> anyhow::Result<OpenAiModel> {
-        let timeouts = punie::llm::Timeouts {
-            connect: std::time::Duration::from_secs(2),
-            first_byte: std::time::Duration::from_secs(3),
-            idle: std::time::Duration::from_secs(3),
-        };
-        Ok(OpenAiModel::new(self.model_spec()?, self.api_key.clone()).with_timeouts(timeouts))
-    }
 }
 
 /// Runs what the command line asks for and returns the exit code.

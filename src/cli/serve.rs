@@ -10,7 +10,6 @@
 
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -62,7 +61,6 @@ pub struct ServeArgs {
 /// Serves ACP on stdio and HTTP until a signal arrives.
 pub fn run(cli: &Cli, args: &ServeArgs) -> anyhow::Result<u8> {
     let (agent, perf) = cli.agent(true)?;
-    let probe = Arc::new(cli.probe_model()?);
     let token = args.token.clone().filter(|token| !token.trim().is_empty());
     let runtime = runtime()?;
     let code = runtime.block_on(async {
@@ -84,7 +82,6 @@ pub fn run(cli: &Cli, args: &ServeArgs) -> anyhow::Result<u8> {
         let mut options = ServerOptions::default();
         options.token = token;
         options.remote = remote;
-        options.model = Some(probe);
         let shutdown = tokio_util::sync::CancellationToken::new();
         let mut http = tokio::spawn(server::serve(
             listener,

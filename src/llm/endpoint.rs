@@ -18,11 +18,10 @@ use serde_json::Value;
 use tokio::time::{Instant, timeout, timeout_at};
 use tracing::{debug, warn};
 
-use super::openai::{Timeouts, is_context_overflow_message, is_tools_unsupported_message};
-use super::retry::{is_transient_status, parse_retry_after};
+use super::error::{deepest_cause, is_context_overflow_message, is_tools_unsupported_message};
 use super::spec::ModelSpec;
 use super::stream::{StreamReader, excerpt, whole_answer_events};
-use super::{LlmError, ModelEvent, ModelStream, wire};
+use super::{LlmError, ModelEvent, ModelStream, Timeouts, wire};
 
 /// The most a non-streaming answer (an error, a model list, a whole completion) may weigh.
 const MAX_WHOLE_BODY: usize = 16 * 1024 * 1024;
@@ -309,6 +308,17 @@ fn retry_after(response: &reqwest::Response) -> Option<Duration> {
         .and_then(parse_retry_after)
 }
 
+/// The wait a `Retry-After` header asks for (seconds; an HTTP date is not read).
+fn parse_retry_after(value: &str) -> Option<Duration> {
+    let seconds: f64 = value.trim().parse().ok()?;
+    (seconds.is_finite() && seconds >= 0.0).then(|| Duration::from_secs_f64(seconds.min(3600.0)))
+}
+
+/// Whether an HTTP status says "try again later".
+fn is_transient_status(status: u16) -> bool {
+    matches!(status, 429 | 502 | 503 | 504)
+}
+
 /// What to do about an error status, as far as the status and message tell (a 404's hint,
 /// which needs the model list, is added by the model).
 pub(crate) fn static_hint(status: StatusCode, message: &str) -> String {
@@ -398,16 +408,6 @@ fn is_transient_connect_error(error: &reqwest::Error) -> bool {
     false
 }
 
-/// The innermost cause of an error: "Connection refused (os error 111)" rather than
-/// "error sending request for url (…)".
-pub(crate) fn deepest_cause(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut deepest = error;
-    while let Some(source) = deepest.source() {
-        deepest = source;
-    }
-    deepest.to_string()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -443,6 +443,24 @@ mod tests {
                 model: None,
             };
             assert_eq!(Endpoint::new(spec, None, Timeouts::default()).root(), root);
+        }
+    }
+
+    #[test]
+    fn retry_after_values() {
+        assert_eq!(parse_retry_after("3"), Some(Duration::from_secs(3)));
+        assert_eq!(parse_retry_after(" 0.5 "), Some(Duration::from_millis(500)));
+        assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"), None);
+        assert_eq!(parse_retry_after("-1"), None);
+    }
+
+    #[test]
+    fn transient_statuses() {
+        for status in [429, 502, 503, 504] {
+            assert!(is_transient_status(status));
+        }
+        for status in [400, 401, 403, 404, 413, 422, 500, 501] {
+            assert!(!is_transient_status(status));
         }
     }
 

@@ -8,31 +8,74 @@
 //! ([`ChatModel::context_size`]).
 //!
 //! Nothing here knows about ACP or tools beyond their JSON schemas.
+//!
+//! The files form a one-way stack: each uses only the ones above it in this list, so a request
+//! goes down `openai` → `retry` → `endpoint` → `stream` and never back up.
+//!
+//! | file | what |
+//! |---|---|
+//! | `error` | [`LlmError`], and what a server's error message or a transport error means |
+//! | this file | the conversation, [`ChatModel`], [`Timeouts`], [`ModelHealth`] |
+//! | `sse`, `assemble`, `spec` | server-sent events, tool-call assembly, model specs |
+//! | `wire` | the JSON sent and received, read leniently |
+//! | `stream` | one answer's body turned into events |
+//! | `endpoint` | one server over HTTP: requests, error statuses, which failures pass |
+//! | `markup` | `<think>` and tool calls written in the answer's text |
+//! | `retry` | tries again what failed for a passing reason |
+//! | `models` | what the server tells of its models: the list, the context window |
+//! | `prompted` | tools described in the prompt, for servers that refuse `tools` |
+//! | `openai` | [`OpenAiModel`], which puts them together |
 
 pub mod assemble;
 mod endpoint;
+mod error;
 #[cfg(test)]
 mod fixture_tests;
 mod markup;
+mod models;
 mod openai;
 mod prompted;
 mod retry;
-mod server;
 mod spec;
 pub mod sse;
 mod stream;
 mod wire;
 
 pub use assemble::{ToolCallAssembler, ToolCallDelta};
+pub use error::LlmError;
 pub use markup::{MarkupFilter, filter_markup};
-pub use openai::{OpenAiModel, Timeouts};
+pub use openai::OpenAiModel;
 pub use retry::RetryPolicy;
 pub use spec::{DEFAULT_BASE_URL, ModelSpec};
 
 use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
 
 use futures::Stream;
 use futures::future::BoxFuture;
+
+/// How long the client waits, at each stage of a request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Timeouts {
+    /// Establishing the TCP (and TLS) connection. Default 10 s.
+    pub connect: Duration,
+    /// From sending the request to the first byte of the answer. Local servers process the whole
+    /// prompt first, which takes minutes for a long conversation on a laptop. Default 600 s.
+    pub first_byte: Duration,
+    /// Between two reads of a streaming answer. Default 120 s.
+    pub idle: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Self {
+            connect: Duration::from_secs(10),
+            first_byte: Duration::from_secs(600),
+            idle: Duration::from_secs(120),
+        }
+    }
+}
 
 /// One message of the conversation sent to the model.
 #[derive(Clone, Debug, PartialEq)]
@@ -146,6 +189,48 @@ pub enum ModelEvent {
 /// The stream of events of one model request. Dropping it aborts the request.
 pub type ModelStream = Pin<Box<dyn Stream<Item = Result<ModelEvent, LlmError>> + Send>>;
 
+/// What a model back end says of its health, for `GET /health` of `punie serve`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ModelHealth {
+    /// The server's base URL, for a model behind one.
+    pub base_url: Option<String>,
+    /// The model's name, when known.
+    pub name: Option<String>,
+    /// Whether the model answers.
+    pub up: bool,
+    /// Why it does not, when it does not.
+    pub error: Option<String>,
+}
+
+impl ModelHealth {
+    /// A model that answers, under `name` when known.
+    pub fn up(name: Option<String>) -> Self {
+        Self {
+            base_url: None,
+            name,
+            up: true,
+            error: None,
+        }
+    }
+
+    /// A model that does not answer, and why.
+    pub fn down(name: Option<String>, error: impl Into<String>) -> Self {
+        Self {
+            base_url: None,
+            name,
+            up: false,
+            error: Some(error.into()),
+        }
+    }
+
+    /// The same report, for a model behind the server at `base_url`.
+    pub fn at(mut self, base_url: impl Into<String>) -> Self {
+        self.base_url = Some(base_url.into());
+        self
+    }
+}
+
 /// A chat model: a request in, a stream of events out.
 ///
 /// Object safe, so an agent can hold any back end as `Arc<dyn ChatModel>`.
@@ -174,7 +259,7 @@ pub trait ChatModel: Send + Sync {
     }
 
     /// The same back end serving `model` instead, if it can switch.
-    fn switch_to(&self, _model: &str) -> Option<std::sync::Arc<dyn ChatModel>> {
+    fn switch_to(&self, _model: &str) -> Option<Arc<dyn ChatModel>> {
         None
     }
 
@@ -184,163 +269,22 @@ pub trait ChatModel: Send + Sync {
     fn validate(&self) -> BoxFuture<'_, Result<(), LlmError>> {
         Box::pin(async { Ok(()) })
     }
-}
 
-/// What can go wrong talking to a model server. Every message names the server and what to do.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum LlmError {
-    /// The server could not be reached at all.
-    #[error(
-        "cannot reach the model server at {url}{}: {reason} — start the server (LM Studio, llama-server, ollama serve, vllm serve, mlx_lm.server) or pass --model URL",
-        tries(*.attempts)
-    )]
-    Unreachable {
-        /// The base URL tried.
-        url: String,
-        /// Why (connection refused, DNS, TLS…).
-        reason: String,
-        /// How many times the request was tried.
-        attempts: u32,
-    },
-    /// The server answered with an HTTP error status.
-    #[error(
-        "the model server at {url} answered HTTP {status}{}: {message}{hint}",
-        tries(*.attempts)
-    )]
-    Status {
-        /// The base URL.
-        url: String,
-        /// The HTTP status code.
-        status: u16,
-        /// The server's error message, from whichever error body shape it uses.
-        message: String,
-        /// What to do about it (may be empty), starting with " — ".
-        hint: String,
-        /// How many times the request was tried.
-        attempts: u32,
-    },
-    /// The server reported an error inside a successful stream.
-    #[error("the model server at {url} reported an error while answering: {message}")]
-    InStream {
-        /// The base URL.
-        url: String,
-        /// The server's error message.
-        message: String,
-    },
-    /// The server sent something that is not an OpenAI-compatible answer.
-    #[error(
-        "the model server at {url} sent a response Punie cannot understand ({detail}) — is {url} an OpenAI-compatible /v1 endpoint?"
-    )]
-    Malformed {
-        /// The base URL.
-        url: String,
-        /// What was wrong.
-        detail: String,
-    },
-    /// The stream stopped before the answer was complete.
-    #[error(
-        "the model server at {url} closed the stream before the answer was complete{} — check the server's log",
-        tries(*.attempts)
-    )]
-    StreamCut {
-        /// The base URL.
-        url: String,
-        /// How many times the request was tried.
-        attempts: u32,
-    },
-    /// The server did not answer in time.
-    #[error(
-        "the model server at {url} did not answer within {seconds} s ({phase}) — is it overloaded or stuck?"
-    )]
-    Timeout {
-        /// The base URL.
-        url: String,
-        /// How long Punie waited.
-        seconds: u64,
-        /// Which wait ran out (connect, first byte, between chunks).
-        phase: String,
-    },
-    /// No model was named and the server lists none.
-    #[error(
-        "the model server at {url} has no model loaded — load one (e.g. in LM Studio) or pass --model NAME"
-    )]
-    NoModel {
-        /// The base URL.
-        url: String,
-    },
-    /// The model named in the spec is not one the server has.
-    #[error(
-        "the model server at {url} has no model {model:?}; it lists: {} — pass one of them with --model",
-        available.join(", ")
-    )]
-    UnknownModel {
-        /// The base URL.
-        url: String,
-        /// The model asked for.
-        model: String,
-        /// The models the server lists.
-        available: Vec<String>,
-    },
-    /// A model back end that is not an HTTP server (a scripted model, an embedder's own) failed.
-    #[error("the model failed: {message}")]
-    Backend {
-        /// What went wrong.
-        message: String,
-    },
-    /// The model spec given on the command line or in `PUNIE_MODEL` is not valid.
-    #[error("invalid model spec {spec:?}: {reason}")]
-    BadSpec {
-        /// The spec as given.
-        spec: String,
-        /// What is wrong with it.
-        reason: String,
-    },
-}
-
-/// " (after N attempts)" when a request was tried more than once.
-fn tries(attempts: u32) -> String {
-    if attempts > 1 {
-        format!(" (after {attempts} attempts)")
-    } else {
-        String::new()
-    }
-}
-
-impl LlmError {
-    /// Whether the server refused or failed the request because the conversation does not fit
-    /// the model's context window (so compacting the history and retrying may help).
+    /// Whether the model answers, asked now rather than remembered, within `within`.
     ///
-    /// Recognises llama.cpp (`exceed_context_size_error`: "exceeds the available context
-    /// size"), vLLM ("maximum context length is … tokens", "longer than the maximum model
-    /// length"), LM Studio ("context length of only … tokens"), Ollama, mlx_lm.server and
-    /// OpenAI (`context_length_exceeded`).
-    pub fn is_context_overflow(&self) -> bool {
-        match self {
-            LlmError::Status { message, .. } | LlmError::InStream { message, .. } => {
-                openai::is_context_overflow_message(message)
-            }
-            _ => false,
-        }
-    }
-
-    /// Whether the server or model refused the request because it does not take tools at all
-    /// (Ollama models without a tool template, llama-server without `--jinja`, vLLM without
-    /// `--enable-auto-tool-choice`). [`OpenAiModel`] handles these itself by describing the tools
-    /// in the prompt from then on; another back end's caller may do the same.
-    pub fn is_tools_unsupported(&self) -> bool {
-        match self {
-            LlmError::Status { message, .. } | LlmError::InStream { message, .. } => {
-                openai::is_tools_unsupported_message(message)
-            }
-            _ => false,
-        }
+    /// The default reports a model that is always there, under its
+    /// [`model_name`](Self::model_name) (if that comes within `within`).
+    fn health(&self, within: Duration) -> BoxFuture<'_, ModelHealth> {
+        Box::pin(async move {
+            let name = tokio::time::timeout(within, self.model_name()).await;
+            ModelHealth::up(name.ok().flatten())
+        })
     }
 }
 
 /// A shared model is a model: lets a caller keep a handle (e.g. to a test's scripted model)
 /// while the agent uses it.
-impl<T: ChatModel + ?Sized> ChatModel for std::sync::Arc<T> {
+impl<T: ChatModel + ?Sized> ChatModel for Arc<T> {
     fn stream(&self, request: ChatRequest) -> BoxFuture<'_, Result<ModelStream, LlmError>> {
         (**self).stream(request)
     }
@@ -361,11 +305,71 @@ impl<T: ChatModel + ?Sized> ChatModel for std::sync::Arc<T> {
         (**self).available_models()
     }
 
-    fn switch_to(&self, model: &str) -> Option<std::sync::Arc<dyn ChatModel>> {
+    fn switch_to(&self, model: &str) -> Option<Arc<dyn ChatModel>> {
         (**self).switch_to(model)
     }
 
     fn validate(&self) -> BoxFuture<'_, Result<(), LlmError>> {
         (**self).validate()
+    }
+
+    fn health(&self, within: Duration) -> BoxFuture<'_, ModelHealth> {
+        (**self).health(within)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A model that knows its name, if `Some`, and nothing else.
+    struct Plain(Option<&'static str>);
+
+    impl ChatModel for Plain {
+        fn stream(&self, _: ChatRequest) -> BoxFuture<'_, Result<ModelStream, LlmError>> {
+            Box::pin(async {
+                Err(LlmError::Backend {
+                    message: "not asked here".into(),
+                })
+            })
+        }
+
+        fn describe(&self) -> String {
+            "plain".into()
+        }
+
+        fn model_name(&self) -> BoxFuture<'_, Option<String>> {
+            Box::pin(async { self.0.map(str::to_owned) })
+        }
+    }
+
+    /// A model with a health check of its own.
+    struct Checked(ModelHealth);
+
+    impl ChatModel for Checked {
+        fn stream(&self, request: ChatRequest) -> BoxFuture<'_, Result<ModelStream, LlmError>> {
+            Plain(None).stream(request)
+        }
+
+        fn describe(&self) -> String {
+            "checked".into()
+        }
+
+        fn health(&self, _within: Duration) -> BoxFuture<'_, ModelHealth> {
+            Box::pin(async { self.0.clone() })
+        }
+    }
+
+    #[tokio::test]
+    async fn health_by_default_and_through_a_shared_handle() {
+        let second = Duration::from_secs(1);
+        assert_eq!(Plain(None).health(second).await, ModelHealth::up(None));
+        assert_eq!(
+            Plain(Some("local")).health(second).await,
+            ModelHealth::up(Some("local".into()))
+        );
+        let down = ModelHealth::down(Some("local".into()), "no GPU").at("http://gpu:8000/v1");
+        let shared: Arc<dyn ChatModel> = Arc::new(Arc::new(Checked(down.clone())));
+        assert_eq!(shared.health(second).await, down);
     }
 }

@@ -11,10 +11,11 @@
 //!   switch to text tool calling for the rest of its life (the [prompted](super::prompted)
 //!   module);
 //! - the model list is cached briefly, a configured model can be checked against it, and the
-//!   context window is asked of the server in its own dialect.
+//!   context window is asked of the server in its own dialect;
+//! - a health check asks for the model list afresh, with short timeouts of its own.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
@@ -24,37 +25,23 @@ use tracing::{debug, warn};
 
 use super::endpoint::Endpoint;
 use super::markup::LeadingThoughts;
+use super::models::{LIST_TTL, ModelList, context_size};
 use super::prompted::{native_tools_advice, prompted_request};
 use super::retry::{Attempts, FilterSetup, RetryPolicy};
-use super::server::{LIST_TTL, ModelList, context_size};
 use super::spec::ModelSpec;
 use super::wire;
-use super::{ChatModel, ChatRequest, LlmError, ModelStream};
-
-/// How long the client waits, at each stage of a request.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Timeouts {
-    /// Establishing the TCP (and TLS) connection. Default 10 s.
-    pub connect: Duration,
-    /// From sending the request to the first byte of the answer. Local servers process the whole
-    /// prompt first, which takes minutes for a long conversation on a laptop. Default 600 s.
-    pub first_byte: Duration,
-    /// Between two reads of a streaming answer. Default 120 s.
-    pub idle: Duration,
-}
-
-impl Default for Timeouts {
-    fn default() -> Self {
-        Self {
-            connect: Duration::from_secs(10),
-            first_byte: Duration::from_secs(600),
-            idle: Duration::from_secs(120),
-        }
-    }
-}
+use super::{ChatModel, ChatRequest, LlmError, ModelHealth, ModelStream, Timeouts};
 
 /// How long the extra look-ups made to explain an error (the model list) may take.
 const HINT_LOOKUP_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The waits of a health check: short, since someone (or a process manager) is waiting for the
+/// answer, and a server that takes longer than this to list its models is not healthy.
+const HEALTH_TIMEOUTS: Timeouts = Timeouts {
+    connect: Duration::from_secs(2),
+    first_byte: Duration::from_secs(3),
+    idle: Duration::from_secs(3),
+};
 
 /// A model behind an OpenAI-compatible `/v1` endpoint: LM Studio, llama.cpp's `llama-server`,
 /// Ollama, vLLM, mlx_lm.server, or a remote service.
@@ -72,6 +59,9 @@ pub struct OpenAiModel {
     /// Tools are described in the prompt instead of sent as `tools`.
     text_tools: AtomicBool,
     leading: Arc<LeadingThoughts>,
+    /// The same server with [`HEALTH_TIMEOUTS`], built at the first health check (a client of
+    /// its own, since the connect timeout belongs to the client).
+    health_endpoint: OnceLock<Endpoint>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -96,6 +86,7 @@ impl OpenAiModel {
             context_override: None,
             text_tools: AtomicBool::new(false),
             leading: Arc::new(LeadingThoughts::new()),
+            health_endpoint: OnceLock::new(),
         }
     }
 
@@ -113,6 +104,7 @@ impl OpenAiModel {
             context_override: self.context_override,
             text_tools: AtomicBool::new(self.text_tools.load(Ordering::Relaxed)),
             leading: Arc::new(LeadingThoughts::new()),
+            health_endpoint: OnceLock::new(),
         }
     }
 
@@ -227,6 +219,30 @@ impl OpenAiModel {
                 available: list.ids.clone(),
             })
         }
+    }
+
+    /// Lists the server's models now (never from the cache), within `within`.
+    async fn check_health(&self, within: Duration) -> ModelHealth {
+        let spec = &self.endpoint.spec;
+        let endpoint = self
+            .health_endpoint
+            .get_or_init(|| self.endpoint.clone().with_timeouts(HEALTH_TIMEOUTS));
+        let listed = timeout(within, ModelList::fetch(endpoint, &self.retry)).await;
+        let health = match listed {
+            Ok(Ok(list)) => {
+                ModelHealth::up(spec.model.clone().or_else(|| list.ids.first().cloned()))
+            }
+            Ok(Err(error)) => ModelHealth::down(spec.model.clone(), error.to_string()),
+            Err(_) => ModelHealth::down(
+                spec.model.clone(),
+                format!(
+                    "{} did not answer within {} s",
+                    spec.base_url,
+                    within.as_secs_f32()
+                ),
+            ),
+        };
+        health.at(spec.base_url.clone())
     }
 
     async fn probe_context_size(&self) -> Option<u32> {
@@ -381,77 +397,112 @@ impl ChatModel for OpenAiModel {
             }
         })
     }
-}
 
-/// Whether a server's error message says the prompt does not fit the context window
-/// (llama.cpp, vLLM, LM Studio, Ollama, mlx and OpenAI each word it differently).
-pub(crate) fn is_context_overflow_message(message: &str) -> bool {
-    let message = message.to_ascii_lowercase();
-    [
-        "context size",
-        "context length",
-        "context window",
-        "context_length",
-        "exceed_context",
-        "n_ctx",
-        "maximum context",
-        "maximum model length",
-        "is too long and exceeds",
-        "prompt is too long",
-        "prompt too long",
-    ]
-    .iter()
-    .any(|words| message.contains(words))
-}
-
-/// Whether a server's error message says the server or model does not take tools at all
-/// (Ollama: "… does not support tools"; llama-server without `--jinja`; vLLM without
-/// `--enable-auto-tool-choice`; OpenRouter).
-pub(crate) fn is_tools_unsupported_message(message: &str) -> bool {
-    let message = message.to_ascii_lowercase();
-    [
-        "does not support tools",
-        "--enable-auto-tool-choice",
-        "support tool use",
-        "tools param requires --jinja",
-        "cannot use tools with stream",
-    ]
-    .iter()
-    .any(|words| message.contains(words))
+    fn health(&self, within: Duration) -> BoxFuture<'_, ModelHealth> {
+        Box::pin(self.check_health(within))
+    }
 }
 
 #[cfg(test)]
 mod tests {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+    use tokio::sync::mpsc;
+
     use super::*;
 
-    #[test]
-    fn context_overflow_wordings() {
-        for message in [
-            "request (5030 tokens) exceeds the available context size (4096 tokens), try increasing it",
-            "This model's maximum context length is 4096 tokens. However, you requested 5000 tokens",
-            "Trying to keep the first 5000 tokens when context the overflows. However, the model is loaded with context length of only 4096 tokens",
-            "The decoder prompt (length 5000) is longer than the maximum model length of 4096. Make sure that `max_model_len` is no smaller than the number of text tokens.",
-            "'max_tokens' or 'max_completion_tokens' is too large: 512. This model's maximum context length is 4096 tokens and your request has 3700 input tokens (512 > 4096 - 3700).",
-            "Input prompt (5000 tokens) is too long and exceeds limit of 4096",
-            "the input length exceeds the context length",
-            "prompt too long; exceeded max context length by 904 tokens",
-            "too long (context_length_exceeded)",
-        ] {
-            assert!(is_context_overflow_message(message), "{message}");
-        }
-        assert!(!is_context_overflow_message("'messages' is required"));
+    /// A model server that lists `models` to every request, and passes on the head of each
+    /// request (lowercased) once it has read it.
+    async fn model_server(models: &'static str) -> (String, mpsc::UnboundedReceiver<String>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/v1", listener.local_addr().unwrap());
+        let (heads, received) = mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                let mut head = Vec::new();
+                let mut buffer = [0; 1024];
+                while !head.windows(4).any(|end| end == b"\r\n\r\n") {
+                    match socket.read(&mut buffer).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(read) => head.extend_from_slice(&buffer[..read]),
+                    }
+                }
+                let _ = heads.send(String::from_utf8_lossy(&head).to_lowercase());
+                let answer = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\
+                     connection: close\r\n\r\n{models}",
+                    models.len()
+                );
+                let _ = socket.write_all(answer.as_bytes()).await;
+            }
+        });
+        (url, received)
     }
 
-    #[test]
-    fn tools_unsupported_wordings() {
-        for message in [
-            "registry.ollama.ai/library/gemma3:270m does not support tools",
-            "tools param requires --jinja flag",
-            "No endpoints found that support tool use",
-            "\"auto\" tool choice requires --enable-auto-tool-choice and --tool-call-parser to be set",
-        ] {
-            assert!(is_tools_unsupported_message(message), "{message}");
+    fn spec(base_url: &str, model: Option<&str>) -> ModelSpec {
+        ModelSpec {
+            base_url: base_url.to_owned(),
+            model: model.map(str::to_owned),
         }
-        assert!(!is_tools_unsupported_message("Connection refused"));
+    }
+
+    #[tokio::test]
+    async fn health_lists_the_models_afresh_with_the_api_key() {
+        let (url, mut heads) =
+            model_server(r#"{"object":"list","data":[{"id":"first"},{"id":"second"}]}"#).await;
+        // As `punie` builds it from a config entry's `api_key_env`.
+        let model = OpenAiModel::new(spec(&url, None), Some("key-from-the-config".into()));
+        assert_eq!(model.list_models().await.unwrap(), ["first", "second"]);
+        for _ in 0..2 {
+            assert_eq!(
+                model.health(Duration::from_secs(3)).await,
+                ModelHealth::up(Some("first".into())).at(&url)
+            );
+        }
+        for _ in 0..3 {
+            let head = heads.recv().await.unwrap();
+            assert!(head.starts_with("get /v1/models "), "{head}");
+            assert!(
+                head.contains("\r\nauthorization: bearer key-from-the-config\r\n"),
+                "{head}"
+            );
+        }
+        assert!(heads.try_recv().is_err(), "one request per call");
+    }
+
+    #[tokio::test]
+    async fn health_of_a_server_that_is_down() {
+        let closed = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/v1", closed.local_addr().unwrap());
+        drop(closed);
+        let model =
+            OpenAiModel::new(spec(&url, Some("qwen3")), None).with_retry(RetryPolicy::never());
+        let health = model.health(Duration::from_secs(3)).await;
+        assert!(!health.up);
+        assert_eq!(health.name.as_deref(), Some("qwen3"));
+        assert_eq!(health.base_url.as_deref(), Some(url.as_str()));
+        let error = health.error.unwrap();
+        assert!(
+            error.starts_with(&format!("cannot reach the model server at {url}: ")),
+            "{error}"
+        );
+    }
+
+    #[tokio::test]
+    async fn health_of_a_server_that_does_not_answer() {
+        let silent = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/v1", silent.local_addr().unwrap());
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((socket, _)) = silent.accept().await {
+                held.push(socket);
+            }
+        });
+        let model = OpenAiModel::new(spec(&url, None), None);
+        let health = model.health(Duration::from_millis(200)).await;
+        assert_eq!(
+            health,
+            ModelHealth::down(None, format!("{url} did not answer within 0.2 s")).at(&url)
+        );
     }
 }

@@ -59,42 +59,42 @@ impl RetryPolicy {
         let random = (uuid::Uuid::new_v4().as_u128() % 1_000_001) as f64 / 1_000_000.0;
         full / 2 + (full / 2).mul_f64(random)
     }
-}
 
-/// The wait a `Retry-After` header asks for (seconds; an HTTP date is not read).
-pub(crate) fn parse_retry_after(value: &str) -> Option<Duration> {
-    let seconds: f64 = value.trim().parse().ok()?;
-    (seconds.is_finite() && seconds >= 0.0).then(|| Duration::from_secs_f64(seconds.min(3600.0)))
-}
-
-/// Whether an HTTP status says "try again later".
-pub(crate) fn is_transient_status(status: u16) -> bool {
-    matches!(status, 429 | 502 | 503 | 504)
-}
-
-impl RetryPolicy {
     /// Runs `attempt` until it succeeds, fails for good, or no tries are left.
     pub(crate) async fn run<T, Fut>(
         &self,
         url: &str,
+        attempt: impl FnMut() -> Fut,
+    ) -> Result<T, LlmError>
+    where
+        Fut: Future<Output = Result<T, Failure>>,
+    {
+        self.run_counted(url, &mut 0, attempt).await
+    }
+
+    /// [`run`](Self::run), counting the tries in `made`, which may already count earlier ones
+    /// of the same request (they use up the same allowance).
+    async fn run_counted<T, Fut>(
+        &self,
+        url: &str,
+        made: &mut u32,
         mut attempt: impl FnMut() -> Fut,
     ) -> Result<T, LlmError>
     where
         Fut: Future<Output = Result<T, Failure>>,
     {
-        let mut made = 0;
         loop {
-            made += 1;
+            *made += 1;
             match attempt().await {
                 Ok(value) => return Ok(value),
                 Err(Failure {
                     error,
                     transient: true,
                     retry_after,
-                }) if made < self.max_attempts.max(1) => {
-                    self.pause(url, made, retry_after, &error).await;
+                }) if *made < self.max_attempts.max(1) => {
+                    self.pause(url, *made, retry_after, &error).await;
                 }
-                Err(failure) => return Err(failure.error.with_attempts(made)),
+                Err(failure) => return Err(failure.error.with_attempts(*made)),
             }
         }
     }
@@ -111,19 +111,6 @@ impl RetryPolicy {
             reason(error)
         );
         tokio::time::sleep(delay).await;
-    }
-}
-
-impl LlmError {
-    /// The same error, saying it came after `attempts` tries.
-    pub(crate) fn with_attempts(mut self, made: u32) -> Self {
-        match &mut self {
-            LlmError::Unreachable { attempts, .. }
-            | LlmError::Status { attempts, .. }
-            | LlmError::StreamCut { attempts, .. } => *attempts = made,
-            _ => {}
-        }
-        self
     }
 }
 
@@ -180,29 +167,17 @@ impl Attempts {
 
     /// Opens the request, retrying transient failures; the events come filtered.
     pub(crate) async fn open(&mut self) -> Result<ModelStream, LlmError> {
-        loop {
-            self.made += 1;
-            match self.endpoint.open_chat(&self.body).await {
-                Ok(raw) => {
-                    let filter = MarkupFilter::with_hint(
-                        &self.filter.tools,
-                        Arc::clone(&self.filter.leading),
-                        &self.filter.model,
-                    );
-                    return Ok(filter.apply(raw));
-                }
-                Err(Failure {
-                    error,
-                    transient: true,
-                    retry_after,
-                }) if self.made < self.max_attempts() => {
-                    self.policy
-                        .pause(self.endpoint.url(), self.made, retry_after, &error)
-                        .await;
-                }
-                Err(failure) => return Err(failure.error.with_attempts(self.made)),
-            }
-        }
+        let (endpoint, body) = (&self.endpoint, &self.body);
+        let raw = self
+            .policy
+            .run_counted(endpoint.url(), &mut self.made, || endpoint.open_chat(body))
+            .await?;
+        let filter = MarkupFilter::with_hint(
+            &self.filter.tools,
+            Arc::clone(&self.filter.leading),
+            &self.filter.model,
+        );
+        Ok(filter.apply(raw))
     }
 
     fn max_attempts(&self) -> u32 {
@@ -283,24 +258,6 @@ mod tests {
             Duration::from_secs(8)
         );
         assert_eq!(RetryPolicy::never().max_attempts, 1);
-    }
-
-    #[test]
-    fn retry_after_values() {
-        assert_eq!(parse_retry_after("3"), Some(Duration::from_secs(3)));
-        assert_eq!(parse_retry_after(" 0.5 "), Some(Duration::from_millis(500)));
-        assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"), None);
-        assert_eq!(parse_retry_after("-1"), None);
-    }
-
-    #[test]
-    fn transient_statuses() {
-        for status in [429, 502, 503, 504] {
-            assert!(is_transient_status(status));
-        }
-        for status in [400, 401, 403, 404, 413, 422, 500, 501] {
-            assert!(!is_transient_status(status));
-        }
     }
 
     #[test]

@@ -11,11 +11,10 @@ use tokio::time::{Instant, timeout, timeout_at};
 use tracing::{debug, warn};
 
 use super::assemble::ToolCallAssembler;
-use super::endpoint::deepest_cause;
-use super::openai::Timeouts;
+use super::error::deepest_cause;
 use super::sse::{SseDecoder, SseEvent};
 use super::wire::{self, ChunkWire};
-use super::{FinishReason, LlmError, ModelEvent, ModelStream, Usage};
+use super::{FinishReason, LlmError, ModelEvent, ModelStream, Timeouts, Usage};
 
 /// How much of a stream's start is kept, to read or show when it is not an event stream.
 const HEAD_BYTES: usize = 64 * 1024;

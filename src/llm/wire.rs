@@ -10,6 +10,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::assemble::ToolCallDelta;
+use super::error::is_context_overflow_message;
 use super::{ChatRequest, Message, ToolCall, Usage};
 
 /// The body of `POST /chat/completions` for `request`, streaming, with usage reporting.
@@ -309,7 +310,7 @@ fn with_overflow_code(message: &str, fields: &Map<String, Value>) -> String {
             )
         });
     match code {
-        Some(code) if !super::openai::is_context_overflow_message(message) => {
+        Some(code) if !is_context_overflow_message(message) => {
             format!("{message} ({code})")
         }
         _ => message.to_owned(),

@@ -3,7 +3,7 @@
 //!
 //! | route | what |
 //! |---|---|
-//! | `GET /health` | JSON: status, version, the model and whether its server answers, open sessions and connections, uptime |
+//! | `GET /health` | JSON: status, version, the agent's model and whether it answers, open sessions and connections, uptime |
 //! | `GET /acp` (WebSocket upgrade) | one ACP connection per socket, one JSON-RPC message per text frame |
 //!
 //! Who may connect:
@@ -39,7 +39,6 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 use crate::agent::Agent;
-use crate::llm::OpenAiModel;
 
 /// WebSocket connections served at once unless told otherwise.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 64;
@@ -95,9 +94,8 @@ pub struct ServerOptions {
     pub max_connections: usize,
     /// The largest WebSocket message (and frame) accepted, in bytes.
     pub max_message_bytes: usize,
-    /// The model whose server `/health` asks for its model list, if any.
-    pub model: Option<Arc<OpenAiModel>>,
-    /// How long `/health` waits for the model server.
+    /// How long `/health` waits for the agent's model to say whether it answers
+    /// ([`ChatModel::health`](crate::llm::ChatModel::health)).
     pub model_probe_timeout: Duration,
 }
 
@@ -108,7 +106,6 @@ impl Default for ServerOptions {
             remote: false,
             max_connections: DEFAULT_MAX_CONNECTIONS,
             max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
-            model: None,
             model_probe_timeout: DEFAULT_MODEL_PROBE_TIMEOUT,
         }
     }
@@ -122,6 +119,19 @@ struct ServerState {
     connections: Arc<Semaphore>,
     next_connection: AtomicU64,
     shutdown: CancellationToken,
+}
+
+impl ServerState {
+    fn new(agent: Arc<Agent>, options: ServerOptions, shutdown: CancellationToken) -> Arc<Self> {
+        Arc::new(Self {
+            agent,
+            connections: Arc::new(Semaphore::new(options.max_connections)),
+            options,
+            started: Instant::now(),
+            next_connection: AtomicU64::new(1),
+            shutdown,
+        })
+    }
 }
 
 /// Refuses a bind that would expose the agent beyond this machine without an explicit
@@ -183,14 +193,7 @@ pub async fn bind(
 /// The routes, for embedding in another axum application. Connections end when `shutdown` is
 /// cancelled.
 pub fn router(agent: Arc<Agent>, options: ServerOptions, shutdown: CancellationToken) -> Router {
-    let state = Arc::new(ServerState {
-        agent,
-        connections: Arc::new(Semaphore::new(options.max_connections)),
-        options,
-        started: Instant::now(),
-        next_connection: AtomicU64::new(1),
-        shutdown,
-    });
+    let state = ServerState::new(agent, options, shutdown);
     Router::new()
         .route("/health", get(health::health))
         .route("/acp", get(socket::acp_socket))
