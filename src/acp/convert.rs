@@ -1,10 +1,9 @@
-//! Conversion between ACP wire types and Punie's own types. The only place that knows both.
+//! Conversion between ACP wire types and Punie's own types: the only place that knows both,
+//! but for errors, which `error.rs` builds.
 
 use agent_client_protocol::v1::schema as wire;
 
-use crate::agent::{
-    AgentError, StopReason, ToolCallChange, ToolCallStart, ToolCallStatus, TurnEvent,
-};
+use crate::agent::{StopReason, ToolCallChange, ToolCallStart, ToolCallStatus, TurnEvent};
 use crate::tools::mcp::McpServerConfig;
 use crate::workspace::{ExitStatus, PermissionOutcome, TerminalId, ToolContent, ToolKind};
 
@@ -126,37 +125,6 @@ pub(crate) fn stop_reason(stop: StopReason) -> wire::StopReason {
         StopReason::MaxTokens => wire::StopReason::MaxTokens,
         StopReason::MaxTurnRequests => wire::StopReason::MaxTurnRequests,
         StopReason::Cancelled => wire::StopReason::Cancelled,
-    }
-}
-
-/// Maps an agent error to the JSON-RPC error the editor shows. The one place this happens.
-pub(crate) fn rpc_error(error: &AgentError) -> agent_client_protocol::Error {
-    let message = error.to_string();
-    match error {
-        AgentError::UnknownSession(id) => {
-            let mut rpc: agent_client_protocol::Error =
-                wire::Error::session_not_found(id.clone()).into();
-            rpc.message = message;
-            rpc
-        }
-        AgentError::Busy(_) => agent_client_protocol::Error::invalid_request()
-            .data(message.clone())
-            .message_text(message),
-        _ => agent_client_protocol::Error::internal_error()
-            .data(message.clone())
-            .message_text(message),
-    }
-}
-
-/// Setting the message of an SDK error (its constructors fix a generic one).
-trait MessageText {
-    fn message_text(self, message: String) -> Self;
-}
-
-impl MessageText for agent_client_protocol::Error {
-    fn message_text(mut self, message: String) -> Self {
-        self.message = message;
-        self
     }
 }
 

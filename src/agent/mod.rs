@@ -8,6 +8,7 @@ mod config;
 mod context;
 mod events;
 mod observe;
+mod open;
 mod session;
 mod turn;
 
@@ -20,6 +21,8 @@ pub use builder::{AgentBuilder, BuildError};
 pub use config::AgentConfig;
 pub use events::{EventSink, ToolCallChange, ToolCallStart, ToolCallStatus, TurnEvent};
 pub use observe::{ModelRequestStats, ToolCallStats, TurnObserver};
+pub use open::OpeningSession;
+pub(crate) use open::connect_mcp;
 pub use session::{Session, ToolsLoading};
 
 use crate::llm::{ChatModel, LlmError, Message};
@@ -66,6 +69,10 @@ pub enum AgentError {
         /// What the server offers.
         available: Vec<String>,
     },
+    /// The model a new session would use did not pass its back end's check (usually
+    /// [`LlmError::UnknownModel`], which lists what the server has).
+    #[error(transparent)]
+    InvalidModel(LlmError),
     /// Even after compacting the history, the request does not fit the context window.
     #[error(
         "the conversation needs about {needed} tokens but the model's context window is {window} tokens, even after compacting the history — start a new session, or load the model with a larger context (llama-server -c, Ollama num_ctx, LM Studio's context length) and pass --context-size"

@@ -1,0 +1,133 @@
+//! The errors of the ACP layer: what ends a connection, and what a request is answered with,
+//! turned into a JSON-RPC error object in exactly one place.
+
+use agent_client_protocol::v1::Responder;
+use agent_client_protocol::v1::schema as wire;
+use agent_client_protocol::{ErrorCode, JsonRpcResponse};
+
+use crate::agent::AgentError;
+
+/// What can end an ACP connection abnormally.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AcpError {
+    /// The transport failed or the protocol engine stopped with an error.
+    #[error("ACP connection failed: {0}")]
+    Connection(String),
+}
+
+/// Why a request from the editor is refused. Its text is the JSON-RPC error's `message`.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum RequestError {
+    /// Parameters Punie cannot act on.
+    #[error("{0}")]
+    InvalidParams(String),
+    /// A method Punie does not implement (the method's name).
+    #[error("Method not found: {0}")]
+    UnknownMethod(String),
+    /// `_punie/perf_report` while nothing records timings: the method is as good as absent.
+    #[error("perf is off: start punie with --perf or PUNIE_PERF=1")]
+    PerfOff,
+    /// The agent refused or failed.
+    #[error(transparent)]
+    Agent(#[from] AgentError),
+}
+
+impl From<RequestError> for agent_client_protocol::Error {
+    /// The one place a JSON-RPC error is built for the editor. Editors show `message`; `data`
+    /// repeats it for those that show only `data`, and for an unknown session it carries the
+    /// `sessionId` the protocol defines.
+    fn from(error: RequestError) -> Self {
+        let message = error.to_string();
+        let text = || Some(serde_json::Value::String(message.clone()));
+        let (code, data) = match &error {
+            RequestError::InvalidParams(_)
+            | RequestError::Agent(AgentError::UnknownModel { .. } | AgentError::InvalidModel(_)) => {
+                (ErrorCode::INVALID_PARAMS, text())
+            }
+            RequestError::UnknownMethod(method) => {
+                (ErrorCode::METHOD_NOT_FOUND, Some(method.clone().into()))
+            }
+            RequestError::PerfOff => (ErrorCode::METHOD_NOT_FOUND, None),
+            RequestError::Agent(AgentError::UnknownSession(id)) => {
+                let not_found = wire::Error::session_not_found(id.clone());
+                (not_found.code.into(), not_found.data)
+            }
+            RequestError::Agent(AgentError::Busy(_)) => (ErrorCode::INVALID_REQUEST, text()),
+            RequestError::Agent(_) => (ErrorCode::INTERNAL_ERROR, text()),
+        };
+        agent_client_protocol::Error::new(code, message).data(data)
+    }
+}
+
+/// Sends a handler's answer, a refusal going through the conversion above. Failing to send only
+/// means the editor has gone away, so that is logged, not returned.
+pub(crate) fn answer<T: JsonRpcResponse>(responder: Responder<T>, result: Result<T, RequestError>) {
+    let method = responder.method().to_owned();
+    if let Err(error) = responder.respond_with_result(result.map_err(Into::into)) {
+        tracing::debug!(%error, "could not answer {method}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::llm::LlmError;
+
+    fn wire(error: impl Into<RequestError>) -> serde_json::Value {
+        serde_json::to_value(agent_client_protocol::Error::from(error.into())).unwrap()
+    }
+
+    #[test]
+    fn each_refusal_keeps_its_code_message_and_data() {
+        let bad = wire(RequestError::InvalidParams("cwd must be absolute".into()));
+        assert_eq!(
+            bad,
+            serde_json::json!({"code": -32602, "message": "cwd must be absolute", "data": "cwd must be absolute"})
+        );
+        let unknown = wire(RequestError::UnknownMethod("no/such".into()));
+        assert_eq!(
+            unknown,
+            serde_json::json!({"code": -32601, "message": "Method not found: no/such", "data": "no/such"})
+        );
+        let off = wire(RequestError::PerfOff);
+        assert_eq!(
+            off,
+            serde_json::json!({"code": -32601, "message": "perf is off: start punie with --perf or PUNIE_PERF=1"})
+        );
+    }
+
+    #[test]
+    fn agent_errors_map_by_kind() {
+        let missing = wire(AgentError::UnknownSession("sess_x".into()));
+        assert_eq!(missing["code"], -32002);
+        assert_eq!(missing["data"], serde_json::json!({"sessionId": "sess_x"}));
+        assert!(missing["message"].as_str().unwrap().contains("sess_x"));
+
+        let busy = wire(AgentError::Busy("sess_x".into()));
+        assert_eq!(busy["code"], -32600);
+        assert_eq!(busy["data"], busy["message"]);
+
+        let model = wire(AgentError::UnknownModel {
+            model: "big".into(),
+            available: vec!["small".into()],
+        });
+        assert_eq!(model["code"], -32602);
+        assert_eq!(model["data"], model["message"]);
+
+        let refused = wire(AgentError::InvalidModel(LlmError::UnknownModel {
+            url: "http://localhost:1/v1".into(),
+            model: "typo".into(),
+            available: vec!["real".into()],
+        }));
+        assert_eq!(refused["code"], -32602);
+        assert!(refused["message"].as_str().unwrap().contains("typo"));
+
+        let failed = wire(AgentError::ContextTooSmall {
+            needed: 9,
+            window: 4,
+        });
+        assert_eq!(failed["code"], -32603);
+        assert_eq!(failed["data"], failed["message"]);
+    }
+}
