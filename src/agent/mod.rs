@@ -281,18 +281,10 @@ impl Agent {
         session: Arc<Session>,
         prompt: String,
     ) -> Result<PendingTurn, AgentError> {
-        let history = session
-            .history
-            .clone()
-            .try_lock_owned()
-            .map_err(|_| AgentError::Busy(session.id.clone()))?;
-        let cancel = session.begin_turn();
-        Ok(PendingTurn {
-            session,
-            prompt,
-            history,
-            cancel,
-        })
+        let claim = session
+            .claim_turn()
+            .ok_or_else(|| AgentError::Busy(session.id.clone()))?;
+        Ok(PendingTurn { claim, prompt })
     }
 
     /// Runs one prompt turn in `session`, reporting events to `events`.
@@ -308,16 +300,14 @@ impl Agent {
 
 /// A prompt turn that has claimed its session but not yet run.
 pub struct PendingTurn {
-    session: Arc<Session>,
+    claim: session::TurnClaim,
     prompt: String,
-    history: tokio::sync::OwnedMutexGuard<Vec<Message>>,
-    cancel: tokio_util::sync::CancellationToken,
 }
 
 impl std::fmt::Debug for PendingTurn {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PendingTurn")
-            .field("session", &self.session.id)
+            .field("session", &self.claim.session().id)
             .finish_non_exhaustive()
     }
 }
@@ -328,27 +318,27 @@ impl PendingTurn {
     /// If the model server fails, the conversation stays as it was before the prompt, so the
     /// person can simply try again.
     pub async fn run(
-        mut self,
+        self,
         agent: &Agent,
         events: Arc<dyn EventSink>,
     ) -> Result<StopReason, AgentError> {
-        let session = self.session.clone();
+        let Self { claim, prompt } = self;
+        let session = claim.session().clone();
+        let cancel = claim.cancel_token().clone();
         let started = Instant::now();
-        let mut working = self.history.clone();
-        working.push(Message::User {
-            content: self.prompt,
-        });
+        let mut working = claim.history();
+        working.push(Message::User { content: prompt });
         // Tools from the editor's catalog or MCP servers may still be arriving.
         tokio::select! {
             _ = session.wait_for_tools(TOOLS_LOADING_LIMIT) => {}
-            _ = self.cancel.cancelled() => {}
+            _ = cancel.cancelled() => {}
         }
         let turn = turn::Turn {
             session: &session,
             model: &agent.model,
             config: &agent.config,
             events,
-            cancel: self.cancel,
+            cancel,
             call_counter: &agent.call_counter,
             toolset: session.toolset(),
             observer: agent.observer.as_deref(),
@@ -364,10 +354,10 @@ impl PendingTurn {
                 started.elapsed(),
             );
         }
-        session.end_turn();
+        // The one place a turn's messages join the session's history.
+        claim.end(result.is_ok().then_some(working));
         match result {
             Ok(stop) => {
-                *self.history = working;
                 tracing::info!(session = %session.id, ?stop, elapsed_ms = started.elapsed().as_millis() as u64, "turn ended");
                 Ok(stop)
             }

@@ -1,8 +1,13 @@
-//! One conversation: its workspace, tools, history, remembered permission answers, and the
-//! handle that cancels its running turn.
+//! One conversation: its fixed identity (id, workspace, terminals) and its mutable state behind
+//! a single lock, including the running turn whose claim keeps prompts from overlapping.
+//!
+//! Every change to a session's state goes through one short critical section of
+//! [`Session::state`], never held across an `.await`; the one place a turn's messages enter the
+//! history is [`TurnClaim::end`]. See "Session state: one lock around one `SessionState`" in
+//! `specs/decisions.md`.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio_util::sync::CancellationToken;
 
@@ -11,44 +16,34 @@ use crate::tools::mcp::McpConnections;
 use crate::tools::{SessionTerminals, Tool, Toolset};
 use crate::workspace::Workspace;
 
-/// What the person answered "always" to, per tool name.
-#[derive(Debug, Default)]
-pub(crate) struct PermissionMemory {
-    answers: Mutex<HashMap<String, bool>>,
-}
-
-impl PermissionMemory {
-    pub(crate) fn recall(&self, tool: &str) -> Option<bool> {
-        self.lock().get(tool).copied()
-    }
-
-    pub(crate) fn remember(&self, tool: &str, allowed: bool) {
-        self.lock().insert(tool.to_owned(), allowed);
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, bool>> {
-        self.answers.lock().unwrap_or_else(|p| p.into_inner())
-    }
+/// Everything about a session that changes while it lives.
+#[derive(Default)]
+struct SessionState {
+    /// The conversation as of the last completed turn; a running turn works on its own copy.
+    history: Vec<Message>,
+    toolset: Toolset,
+    /// The model this session switched to, by name, if it did.
+    model: Option<(String, Arc<dyn ChatModel>)>,
+    /// The session's MCP servers, shut down when it closes.
+    mcp: Option<McpConnections>,
+    /// Things to tell the person at the start of the next turn.
+    notices: Vec<(String, String)>,
+    /// What the person answered "always" to, per tool name.
+    permissions: HashMap<String, bool>,
+    /// The running turn's cancellation, present from the moment a prompt claims the session
+    /// until its turn ends: this, not a lock attempt, is what makes a second prompt busy.
+    turn: Option<CancellationToken>,
 }
 
 /// A session: created by `session/new`, driven by prompts.
 pub struct Session {
     pub(crate) id: String,
     pub(crate) workspace: Workspace,
-    toolset: Mutex<Toolset>,
-    /// How many tool sources (editor catalog, MCP servers) are still loading.
-    tools_loading: tokio::sync::watch::Sender<usize>,
     pub(crate) terminals: Arc<SessionTerminals>,
-    pub(crate) permissions: PermissionMemory,
-    /// Locked for the whole of a turn, so turns of one session never overlap.
-    pub(crate) history: Arc<tokio::sync::Mutex<Vec<Message>>>,
-    current_turn: Mutex<Option<CancellationToken>>,
-    /// The model this session switched to, if it did.
-    model: Mutex<Option<(String, Arc<dyn ChatModel>)>>,
-    /// The session's MCP servers, shut down when it closes.
-    mcp: Mutex<Option<McpConnections>>,
-    /// Things to tell the person at the start of the next turn.
-    notices: Mutex<Vec<(String, String)>>,
+    state: Mutex<SessionState>,
+    /// How many tool sources (editor catalog, MCP servers) are still loading. A channel rather
+    /// than a field of the state, because a prompt needs to wait on it.
+    tools_loading: tokio::sync::watch::Sender<usize>,
 }
 
 impl std::fmt::Debug for Session {
@@ -66,16 +61,20 @@ impl Session {
         Self {
             id,
             workspace,
-            toolset: Mutex::new(toolset),
-            tools_loading: tokio::sync::watch::Sender::new(0),
             terminals: Arc::default(),
-            permissions: PermissionMemory::default(),
-            history: Arc::default(),
-            current_turn: Mutex::new(None),
-            model: Mutex::new(None),
-            mcp: Mutex::new(None),
-            notices: Mutex::new(Vec::new()),
+            state: Mutex::new(SessionState {
+                toolset,
+                ..SessionState::default()
+            }),
+            tools_loading: tokio::sync::watch::Sender::new(0),
         }
+    }
+
+    /// The session's state. A panic elsewhere while the lock was held leaves the state usable:
+    /// each critical section is a handful of assignments with no half-done invariant, so a
+    /// poisoned lock is taken over rather than turning one failed turn into a dead session.
+    fn state(&self) -> MutexGuard<'_, SessionState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The session id.
@@ -90,25 +89,25 @@ impl Session {
 
     /// The session's tools.
     pub fn toolset(&self) -> Toolset {
-        self.toolset
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        self.state().toolset.clone()
     }
 
     /// Replaces the session's tools (from the next turn on).
     pub fn set_toolset(&self, toolset: Toolset) {
         tracing::info!(session = %self.id, tools = ?toolset, "session tools set");
-        *self.toolset.lock().unwrap_or_else(|p| p.into_inner()) = toolset;
+        self.state().toolset = toolset;
     }
 
     /// Adds tools to the session (from the next turn on).
     pub fn add_tools(&self, tools: impl IntoIterator<Item = Arc<dyn Tool>>) {
-        let mut toolset = self.toolset.lock().unwrap_or_else(|p| p.into_inner());
-        for tool in tools {
-            toolset.add(tool);
-        }
-        tracing::info!(session = %self.id, tools = ?*toolset, "session tools added");
+        let toolset = {
+            let mut state = self.state();
+            for tool in tools {
+                state.toolset.add(tool);
+            }
+            state.toolset.clone()
+        };
+        tracing::info!(session = %self.id, tools = ?toolset, "session tools added");
     }
 
     /// Marks a source of tools as loading until the returned guard is dropped. A prompt that
@@ -133,35 +132,31 @@ impl Session {
 
     /// The model this session switched to, if it did.
     pub fn model_override(&self) -> Option<Arc<dyn ChatModel>> {
-        self.model
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .as_ref()
-            .map(|(_, m)| m.clone())
+        self.state().model.as_ref().map(|(_, m)| m.clone())
     }
 
     /// The name of the model this session switched to, if it did.
     pub fn model_name(&self) -> Option<String> {
-        self.model
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .as_ref()
-            .map(|(n, _)| n.clone())
+        self.state().model.as_ref().map(|(n, _)| n.clone())
     }
 
     pub(crate) fn set_model(&self, name: String, model: Arc<dyn ChatModel>) {
-        *self.model.lock().unwrap_or_else(|p| p.into_inner()) = Some((name, model));
+        self.state().model = Some((name, model));
     }
 
     /// Gives the session its MCP servers: their tools join the session's tools, and the
     /// servers are shut down when the session closes.
     pub fn attach_mcp(&self, connections: McpConnections) {
-        self.add_tools(connections.tools());
-        let previous = self
-            .mcp
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .replace(connections);
+        let tools = connections.tools();
+        // The tools and the servers that answer them change together.
+        let (previous, toolset) = {
+            let mut state = self.state();
+            for tool in tools {
+                state.toolset.add(tool);
+            }
+            (state.mcp.replace(connections), state.toolset.clone())
+        };
+        tracing::info!(session = %self.id, tools = ?toolset, "session tools added");
         if let Some(previous) = previous {
             tokio::spawn(previous.shutdown());
         }
@@ -169,7 +164,7 @@ impl Session {
 
     /// Stops the session's MCP servers.
     pub(crate) async fn shutdown_mcp(&self) {
-        let connections = self.mcp.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let connections = self.state().mcp.take();
         if let Some(connections) = connections {
             connections.shutdown().await;
         }
@@ -177,19 +172,28 @@ impl Session {
 
     /// Queues something to tell the person at the start of the next turn.
     pub fn notify(&self, title: impl Into<String>, description: impl Into<String>) {
-        self.notices
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
+        self.state()
+            .notices
             .push((title.into(), description.into()));
     }
 
     pub(crate) fn take_notices(&self) -> Vec<(String, String)> {
-        std::mem::take(&mut *self.notices.lock().unwrap_or_else(|p| p.into_inner()))
+        std::mem::take(&mut self.state().notices)
+    }
+
+    /// The "always" answer remembered for `tool`, if the person gave one.
+    pub(crate) fn remembered_permission(&self, tool: &str) -> Option<bool> {
+        self.state().permissions.get(tool).copied()
+    }
+
+    /// Remembers an "always allow" (`true`) or "always reject" (`false`) for `tool`.
+    pub(crate) fn remember_permission(&self, tool: &str, allowed: bool) {
+        self.state().permissions.insert(tool.to_owned(), allowed);
     }
 
     /// Cancels the running turn, if any. Returns whether there was one.
     pub fn cancel(&self) -> bool {
-        match self.turn_slot().as_ref() {
+        match &self.state().turn {
             Some(token) => {
                 token.cancel();
                 true
@@ -198,18 +202,74 @@ impl Session {
         }
     }
 
-    pub(crate) fn begin_turn(&self) -> CancellationToken {
-        let token = CancellationToken::new();
-        *self.turn_slot() = Some(token.clone());
-        token
+    /// Claims the session for a turn and arms its cancellation, in one step so that a
+    /// `cancel` right after is never lost. `None` when a turn is already running.
+    pub(crate) fn claim_turn(self: &Arc<Self>) -> Option<TurnClaim> {
+        let cancel = CancellationToken::new();
+        {
+            let mut state = self.state();
+            if state.turn.is_some() {
+                return None;
+            }
+            state.turn = Some(cancel.clone());
+        }
+        Some(TurnClaim {
+            session: self.clone(),
+            cancel,
+            ended: false,
+        })
+    }
+}
+
+/// The right to run the one turn of a session: while it lives, other prompts are busy.
+///
+/// Dropping it without [`end`](Self::end) (the prompt was abandoned, or its task panicked)
+/// frees the session and leaves the history as it was.
+pub(crate) struct TurnClaim {
+    session: Arc<Session>,
+    cancel: CancellationToken,
+    ended: bool,
+}
+
+impl TurnClaim {
+    /// The session this turn runs in.
+    pub(crate) fn session(&self) -> &Arc<Session> {
+        &self.session
     }
 
-    pub(crate) fn end_turn(&self) {
-        *self.turn_slot() = None;
+    /// The turn's cancellation token, armed since the claim.
+    pub(crate) fn cancel_token(&self) -> &CancellationToken {
+        &self.cancel
     }
 
-    fn turn_slot(&self) -> std::sync::MutexGuard<'_, Option<CancellationToken>> {
-        self.current_turn.lock().unwrap_or_else(|p| p.into_inner())
+    /// A copy of the history for the turn to work on; nobody else changes the history while
+    /// the claim lives.
+    pub(crate) fn history(&self) -> Vec<Message> {
+        self.session.state().history.clone()
+    }
+
+    /// Ends the turn: commits `history` (the turn's complete, well-formed conversation), or
+    /// keeps the old one when `None`, and frees the session — in one step, so the next prompt
+    /// sees the committed history.
+    pub(crate) fn end(mut self, history: Option<Vec<Message>>) {
+        self.release(history);
+    }
+
+    fn release(&mut self, history: Option<Vec<Message>>) {
+        if std::mem::replace(&mut self.ended, true) {
+            return;
+        }
+        let mut state = self.session.state();
+        if let Some(history) = history {
+            state.history = history;
+        }
+        state.turn = None;
+    }
+}
+
+impl Drop for TurnClaim {
+    fn drop(&mut self) {
+        self.release(None);
     }
 }
 
@@ -232,5 +292,168 @@ impl Drop for ToolsLoading {
         self.session
             .tools_loading
             .send_modify(|n| *n = n.saturating_sub(1));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use futures::future::BoxFuture;
+
+    use super::*;
+    use crate::agent::{Agent, AgentConfig, AgentError, EventSink, StopReason, TurnEvent};
+    use crate::llm::{ChatRequest, FinishReason, LlmError, ModelEvent, ModelStream};
+    use crate::workspace::local::{LocalOptions, local_workspace};
+
+    /// A model that answers `Some` text, fails on `None`, or never answers when `hangs`.
+    struct Model {
+        reply: Option<&'static str>,
+        hangs: bool,
+    }
+
+    impl ChatModel for Model {
+        fn stream(&self, _: ChatRequest) -> BoxFuture<'_, Result<ModelStream, LlmError>> {
+            Box::pin(async move {
+                if self.hangs {
+                    futures::future::pending::<()>().await;
+                }
+                let text = self.reply.ok_or_else(|| LlmError::Backend {
+                    message: "down".to_owned(),
+                })?;
+                let events = [
+                    ModelEvent::Text(text.to_owned()),
+                    ModelEvent::Finished(FinishReason::Stop),
+                ];
+                let stream: ModelStream = Box::pin(futures::stream::iter(events.map(Ok)));
+                Ok(stream)
+            })
+        }
+
+        fn describe(&self) -> String {
+            "test model".to_owned()
+        }
+    }
+
+    struct Quiet;
+
+    impl EventSink for Quiet {
+        fn emit(&self, _: &str, _: TurnEvent) {}
+    }
+
+    fn open(model: Model) -> (tempfile::TempDir, Arc<Agent>, Arc<Session>) {
+        let dir = tempfile::tempdir().unwrap();
+        let agent = Arc::new(Agent::new(Arc::new(model), AgentConfig::default()));
+        let root = dir.path().to_owned();
+        let session = agent.new_session(
+            |_| local_workspace(root, LocalOptions::default()).unwrap(),
+            Toolset::default(),
+        );
+        (dir, agent, session)
+    }
+
+    fn answers(text: &'static str) -> Model {
+        Model {
+            reply: Some(text),
+            hangs: false,
+        }
+    }
+
+    fn history(session: &Arc<Session>) -> Vec<Message> {
+        session.claim_turn().expect("the session is free").history()
+    }
+
+    #[tokio::test]
+    async fn a_second_prompt_is_busy_until_the_running_turn_ends() {
+        let (_dir, agent, session) = open(Model {
+            reply: Some("late"),
+            hangs: true,
+        });
+        let first = agent.start_prompt(session.clone(), "one".into()).unwrap();
+        let running = tokio::spawn({
+            let agent = agent.clone();
+            async move { first.run(&agent, Arc::new(Quiet)).await }
+        });
+        tokio::task::yield_now().await;
+        assert!(matches!(
+            agent.start_prompt(session.clone(), "two".into()),
+            Err(AgentError::Busy(id)) if id == session.id
+        ));
+        assert!(session.cancel(), "a turn is running");
+        assert_eq!(running.await.unwrap().unwrap(), StopReason::Cancelled);
+        assert!(!session.cancel(), "the turn has ended");
+        assert!(agent.start_prompt(session.clone(), "two".into()).is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_cancel_right_after_the_prompt_is_not_lost() {
+        let (_dir, agent, session) = open(answers("never sent"));
+        let pending = agent.start_prompt(session.clone(), "hi".into()).unwrap();
+        assert!(session.cancel());
+        let stop = pending.run(&agent, Arc::new(Quiet)).await.unwrap();
+        assert_eq!(stop, StopReason::Cancelled);
+        assert_eq!(
+            history(&session),
+            [Message::User {
+                content: "hi".into()
+            }]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_completed_turn_is_committed_and_a_failed_one_is_not() {
+        let (_dir, agent, session) = open(answers("hello"));
+        let stop = agent
+            .prompt(session.clone(), "hi".into(), Arc::new(Quiet))
+            .await
+            .unwrap();
+        assert_eq!(stop, StopReason::EndTurn);
+        let done = [
+            Message::User {
+                content: "hi".into(),
+            },
+            Message::Assistant {
+                content: Some("hello".into()),
+                tool_calls: Vec::new(),
+            },
+        ];
+        assert_eq!(history(&session), done);
+
+        let (_dir, agent, failing) = open(Model {
+            reply: None,
+            hangs: false,
+        });
+        let result = agent
+            .prompt(failing.clone(), "hi".into(), Arc::new(Quiet))
+            .await;
+        assert!(matches!(result, Err(AgentError::Model(_))), "{result:?}");
+        assert!(history(&failing).is_empty(), "the prompt can be retried");
+    }
+
+    #[tokio::test]
+    async fn an_abandoned_prompt_frees_its_session() {
+        let (_dir, agent, session) = open(answers("hello"));
+        let pending = agent.start_prompt(session.clone(), "hi".into()).unwrap();
+        drop(pending);
+        assert!(!session.cancel(), "no turn is running");
+        assert!(history(&session).is_empty());
+        assert!(agent.start_prompt(session, "hi".into()).is_ok());
+    }
+
+    #[test]
+    fn ending_a_claim_commits_its_history_and_frees_the_session() {
+        let workspace = tempfile::tempdir().unwrap();
+        let session = Arc::new(Session::new(
+            "s".into(),
+            local_workspace(workspace.path().to_owned(), LocalOptions::default()).unwrap(),
+            Toolset::default(),
+        ));
+        let claim = session.claim_turn().unwrap();
+        assert!(session.claim_turn().is_none(), "busy while claimed");
+        let message = Message::User {
+            content: "kept".into(),
+        };
+        claim.end(Some(vec![message.clone()]));
+        let next = session.claim_turn().unwrap();
+        assert_eq!(next.history(), [message]);
+        assert!(session.claim_turn().is_none());
     }
 }

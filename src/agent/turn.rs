@@ -563,7 +563,7 @@ impl Turn<'_> {
         announce(preview.clone());
 
         if tool.needs_permission() {
-            let allowed = match self.session.permissions.recall(tool.name()) {
+            let allowed = match self.session.remembered_permission(tool.name()) {
                 Some(allowed) => allowed,
                 None => {
                     let request = PermissionRequest {
@@ -586,12 +586,12 @@ impl Turn<'_> {
                     match outcome {
                         Ok(PermissionOutcome::AllowOnce) => true,
                         Ok(PermissionOutcome::AllowAlways) => {
-                            self.session.permissions.remember(tool.name(), true);
+                            self.session.remember_permission(tool.name(), true);
                             true
                         }
                         Ok(PermissionOutcome::RejectOnce) => false,
                         Ok(PermissionOutcome::RejectAlways) => {
-                            self.session.permissions.remember(tool.name(), false);
+                            self.session.remember_permission(tool.name(), false);
                             false
                         }
                         Ok(PermissionOutcome::Cancelled) | Err(WorkspaceError::Cancelled) => {
