@@ -12,6 +12,8 @@
 //!   with Punie (`PR_SET_PDEATHSIG`), starts in a directory verified to be beneath the root, and
 //!   on Linux may only *write* beneath the root, the temp directory and a few devices (Landlock),
 //!   while reading and executing stay allowed everywhere.
+//! - **Walks** (`Walker`, for the search tools): the start is canonicalized through the same
+//!   handle, symlinks are never followed, and every file searched is opened through the handle.
 //! - **Permissions** ([`PolicyPermissions`], [`TtyPermissions`]): a fixed `--approve` policy, or
 //!   a question to the person at the terminal, or a refusal that says how to allow.
 
@@ -21,6 +23,7 @@ mod permissions;
 mod root;
 mod sandbox;
 mod terminals;
+mod walk;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -29,6 +32,7 @@ pub use files::{LocalFileSystem, MAX_READ_BYTES};
 pub use permissions::{ApprovePolicy, PolicyPermissions, TtyPermissions, local_permissions};
 pub use sandbox::{LandlockStatus, SandboxOptions};
 pub use terminals::{DEFAULT_OUTPUT_BYTE_LIMIT, LocalTerminals};
+pub(crate) use walk::Walker;
 
 use super::{Result, Workspace};
 
