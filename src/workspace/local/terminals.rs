@@ -21,8 +21,8 @@ use tokio::net::unix::pipe::Receiver;
 use tokio::sync::{oneshot, watch};
 
 use super::output::OutputBuffer;
-use super::sandbox::{LandlockStatus, Sandbox, SandboxOptions};
 use super::root::{map_io_error, open_root, relative_to_root};
+use super::sandbox::{LandlockStatus, Sandbox, SandboxOptions};
 use crate::workspace::{
     CommandRequest, ExitStatus, Result, TerminalId, TerminalOutput, Terminals, WorkspaceError,
 };
