@@ -20,9 +20,11 @@ use futures::future::BoxFuture;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
-use crate::workspace::{ToolContent, ToolKind, Workspace, WorkspaceError};
+use crate::workspace::{Workspace, WorkspaceError};
 
 pub use terminals::SessionTerminals;
+// Re-exported so that writing a `Tool` needs this one module.
+pub use crate::workspace::{ToolContent, ToolKind};
 
 /// What a tool call produced.
 #[derive(Clone, Debug, Default, PartialEq)]
