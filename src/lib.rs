@@ -12,8 +12,7 @@
 //! ```no_run
 //! use futures::future::BoxFuture;
 //! use punie::agent::Agent;
-//! use punie::tools::{Tool, ToolContext, ToolError, ToolOutput, parse_args, schema_for};
-//! use punie::workspace::ToolKind;
+//! use punie::tools::{Tool, ToolContext, ToolError, ToolKind, ToolOutput, parse_args, schema_for};
 //! use serde_json::Value;
 //!
 //! /// Tells the model what time it is.

@@ -113,7 +113,16 @@ impl Turn<'_> {
         let system = Message::System {
             content: self.system_prompt(),
         };
-        let tools = self.toolset.specs();
+        // The model knows a tool by its name, description and schema only.
+        let tools: Vec<crate::llm::ToolSpec> = self
+            .toolset
+            .iter()
+            .map(|tool| crate::llm::ToolSpec {
+                name: tool.name().to_owned(),
+                description: tool.description().to_owned(),
+                parameters: tool.parameters(),
+            })
+            .collect();
         let tool_tokens = context::tool_tokens(&tools);
         for (title, description) in self.session.take_notices() {
             self.emit(TurnEvent::Notice { title, description });

@@ -4,7 +4,8 @@
 //! Tools act only through the session's [`Workspace`], so they never know whether the editor or
 //! the local sandbox serves them. Permission prompts are asked by the turn loop, not by tools:
 //! a tool that [needs permission](Tool::needs_permission) is never called unless the person
-//! allowed it.
+//! allowed it. Tools know nothing of the model: the turn loop describes them to it from their
+//! name, description and parameters.
 
 pub mod bridge;
 pub mod builtin;
@@ -19,10 +20,11 @@ use futures::future::BoxFuture;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
-use crate::llm::ToolSpec;
-use crate::workspace::{ToolContent, ToolKind, Workspace, WorkspaceError};
+use crate::workspace::{Workspace, WorkspaceError};
 
 pub use terminals::SessionTerminals;
+// Re-exported so that writing a `Tool` needs this one module.
+pub use crate::workspace::{ToolContent, ToolKind};
 
 /// What a tool call produced.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -212,18 +214,6 @@ impl Toolset {
     /// All tools, in the order they were added.
     pub fn iter(&self) -> impl Iterator<Item = &Arc<dyn Tool>> {
         self.tools.iter()
-    }
-
-    /// The tools as the model sees them.
-    pub fn specs(&self) -> Vec<ToolSpec> {
-        self.tools
-            .iter()
-            .map(|t| ToolSpec {
-                name: t.name().to_owned(),
-                description: t.description().to_owned(),
-                parameters: t.parameters(),
-            })
-            .collect()
     }
 }
 

@@ -4,6 +4,9 @@
 mod commands;
 mod edit;
 mod files;
+mod glob;
+mod grep;
+mod list_dir;
 mod search;
 
 use std::sync::Arc;
@@ -13,7 +16,9 @@ pub use commands::{
 };
 pub use edit::EditFile;
 pub use files::{ReadFile, WriteFile};
-pub use search::{Glob, Grep, ListDir};
+pub use glob::Glob;
+pub use grep::Grep;
+pub use list_dir::ListDir;
 
 use super::Toolset;
 

@@ -22,11 +22,10 @@ use std::io::{Read, Write};
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 
-use cap_std::ambient_authority;
 use cap_std::fs::{Dir, OpenOptions, OpenOptionsExt};
 use futures::future::BoxFuture;
 
-use super::{map_io_error, relative_to_root};
+use super::root::{map_io_error, open_for_reading, open_root, relative_to_root};
 use crate::workspace::{FileSystem, Result, WorkspaceError, WorkspacePath};
 
 /// Largest file [`LocalFileSystem`] reads whole, in bytes (256 MiB): larger files are refused
@@ -46,13 +45,7 @@ pub struct LocalFileSystem {
 impl LocalFileSystem {
     /// Opens the workspace root (an existing directory, absolute path).
     pub fn new(root: PathBuf) -> Result<Self> {
-        let dir = Dir::open_ambient_dir(&root, ambient_authority()).map_err(|err| {
-            WorkspaceError::Io {
-                operation: "opening the workspace",
-                path: root.display().to_string(),
-                reason: err.to_string(),
-            }
-        })?;
+        let dir = open_root(&root)?;
         Ok(Self {
             root,
             dir: Arc::new(dir),
@@ -144,14 +137,7 @@ impl Confined {
         if self.relative.as_os_str().is_empty() {
             return Err(self.io(operation, "it is a directory (the workspace root)"));
         }
-        // Non-blocking open, so that a FIFO planted in the workspace cannot hang the read.
-        let mut options = OpenOptions::new();
-        options
-            .read(true)
-            .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32);
-        let mut file = self
-            .dir
-            .open_with(&self.relative, &options)
+        let mut file = open_for_reading(&self.dir, &self.relative)
             .map_err(|err| self.error(operation, err))?;
         let metadata = file.metadata().map_err(|err| self.error(operation, err))?;
         if metadata.is_dir() {

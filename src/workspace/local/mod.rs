@@ -12,14 +12,18 @@
 //!   with Punie (`PR_SET_PDEATHSIG`), starts in a directory verified to be beneath the root, and
 //!   on Linux may only *write* beneath the root, the temp directory and a few devices (Landlock),
 //!   while reading and executing stay allowed everywhere.
+//! - **Walks** (`Walker`, for the search tools): the start is canonicalized through the same
+//!   handle, symlinks are never followed, and every file searched is opened through the handle.
 //! - **Permissions** ([`PolicyPermissions`], [`TtyPermissions`]): a fixed `--approve` policy, or
 //!   a question to the person at the terminal, or a refusal that says how to allow.
 
 mod files;
 mod output;
 mod permissions;
+mod root;
 mod sandbox;
 mod terminals;
+mod walk;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -28,6 +32,7 @@ pub use files::{LocalFileSystem, MAX_READ_BYTES};
 pub use permissions::{ApprovePolicy, PolicyPermissions, TtyPermissions, local_permissions};
 pub use sandbox::{LandlockStatus, SandboxOptions};
 pub use terminals::{DEFAULT_OUTPUT_BYTE_LIMIT, LocalTerminals};
+pub(crate) use walk::Walker;
 
 use super::{Result, Workspace};
 
@@ -64,46 +69,4 @@ pub fn local_workspace(root: PathBuf, options: LocalOptions) -> Result<Workspace
         Arc::new(terminals),
         permissions,
     ))
-}
-
-/// Maps an I/O error from a confined operation to a workspace error, recognising cap-std's
-/// refusals (an escape attempt has no OS error code; `EXDEV` is what `openat2` reports).
-fn map_io_error(
-    err: std::io::Error,
-    operation: &'static str,
-    path: &str,
-    root: &std::path::Path,
-) -> super::WorkspaceError {
-    use super::WorkspaceError;
-    let escape = (err.kind() == std::io::ErrorKind::PermissionDenied
-        && err.raw_os_error().is_none())
-        || err.raw_os_error() == Some(rustix::io::Errno::XDEV.raw_os_error());
-    if escape {
-        WorkspaceError::OutsideRoot {
-            path: path.to_owned(),
-            root: root.to_owned(),
-        }
-    } else if err.kind() == std::io::ErrorKind::NotFound {
-        WorkspaceError::NotFound {
-            path: path.to_owned(),
-        }
-    } else {
-        WorkspaceError::Io {
-            operation,
-            path: path.to_owned(),
-            reason: err.to_string(),
-        }
-    }
-}
-
-/// The path of `path` relative to `root`, or a refusal when it is not lexically under it (a
-/// [`WorkspacePath`](super::WorkspacePath) resolved against another root).
-fn relative_to_root(path: &super::WorkspacePath, root: &std::path::Path) -> Result<PathBuf> {
-    path.absolute()
-        .strip_prefix(root)
-        .map(PathBuf::from)
-        .map_err(|_| super::WorkspaceError::OutsideRoot {
-            path: path.absolute().display().to_string(),
-            root: root.to_owned(),
-        })
 }

@@ -14,7 +14,6 @@ use std::process::Stdio;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use cap_std::ambient_authority;
 use cap_std::fs::Dir;
 use futures::future::BoxFuture;
 use rustix::process::{Pid, Signal};
@@ -22,8 +21,8 @@ use tokio::net::unix::pipe::Receiver;
 use tokio::sync::{oneshot, watch};
 
 use super::output::OutputBuffer;
+use super::root::{map_io_error, open_root, relative_to_root};
 use super::sandbox::{LandlockStatus, Sandbox, SandboxOptions};
-use super::{map_io_error, relative_to_root};
 use crate::workspace::{
     CommandRequest, ExitStatus, Result, TerminalId, TerminalOutput, Terminals, WorkspaceError,
 };
@@ -66,13 +65,7 @@ impl LocalTerminals {
     /// Prepares to run commands in `root` (an existing directory, absolute path), confined as
     /// `options` say.
     pub fn new(root: PathBuf, options: SandboxOptions) -> Result<Self> {
-        let dir = Dir::open_ambient_dir(&root, ambient_authority()).map_err(|err| {
-            WorkspaceError::Io {
-                operation: "opening the workspace",
-                path: root.display().to_string(),
-                reason: err.to_string(),
-            }
-        })?;
+        let dir = open_root(&root)?;
         let sandbox = Sandbox::new(&root, &options)?;
         Ok(Self {
             root,
