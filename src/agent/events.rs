@@ -88,3 +88,17 @@ pub trait EventSink: Send + Sync {
     /// Delivers one event of the given session.
     fn emit(&self, session_id: &str, event: TurnEvent);
 }
+
+/// Why a turn ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StopReason {
+    /// The model finished its answer.
+    EndTurn,
+    /// The model hit the `max_tokens` limit.
+    MaxTokens,
+    /// The turn hit the cap on model requests.
+    MaxTurnRequests,
+    /// The turn was cancelled.
+    Cancelled,
+}

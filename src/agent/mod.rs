@@ -6,6 +6,7 @@
 mod builder;
 mod config;
 mod context;
+mod error;
 mod events;
 mod observe;
 mod open;
@@ -19,13 +20,14 @@ use std::time::Instant;
 
 pub use builder::{AgentBuilder, BuildError};
 pub use config::AgentConfig;
-pub use events::{EventSink, ToolCallChange, ToolCallStart, ToolCallStatus, TurnEvent};
+pub use error::AgentError;
+pub use events::{EventSink, StopReason, ToolCallChange, ToolCallStart, ToolCallStatus, TurnEvent};
 pub use observe::{ModelRequestStats, ToolCallStats, TurnObserver};
 pub use open::OpeningSession;
 pub(crate) use open::connect_mcp;
 pub use session::{Session, ToolsLoading};
 
-use crate::llm::{ChatModel, LlmError, Message};
+use crate::llm::{ChatModel, Message};
 use crate::tools::builtin::default_toolset;
 use crate::tools::{Tool, Toolset};
 use crate::workspace::Workspace;
@@ -33,57 +35,6 @@ use crate::workspace::local::SandboxOptions;
 
 /// How long a prompt waits for tools that are still loading (editor catalog, MCP servers).
 const TOOLS_LOADING_LIMIT: std::time::Duration = std::time::Duration::from_secs(15);
-
-/// Why a turn ended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum StopReason {
-    /// The model finished its answer.
-    EndTurn,
-    /// The model hit the `max_tokens` limit.
-    MaxTokens,
-    /// The turn hit the cap on model requests.
-    MaxTurnRequests,
-    /// The turn was cancelled.
-    Cancelled,
-}
-
-/// What can go wrong running a prompt.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum AgentError {
-    /// No session with this id.
-    #[error("unknown session {0}: create one with session/new first")]
-    UnknownSession(String),
-    /// A prompt is already running in the session.
-    #[error("session {0} is already running a prompt: wait for it to finish or cancel it")]
-    Busy(String),
-    /// The model server failed.
-    #[error(transparent)]
-    Model(#[from] LlmError),
-    /// The model asked for is not one the server offers.
-    #[error("unknown model {model:?}: the server offers {}", if available.is_empty() { "no other models".to_owned() } else { available.join(", ") })]
-    UnknownModel {
-        /// The model asked for.
-        model: String,
-        /// What the server offers.
-        available: Vec<String>,
-    },
-    /// The model a new session would use did not pass its back end's check (usually
-    /// [`LlmError::UnknownModel`], which lists what the server has).
-    #[error(transparent)]
-    InvalidModel(LlmError),
-    /// Even after compacting the history, the request does not fit the context window.
-    #[error(
-        "the conversation needs about {needed} tokens but the model's context window is {window} tokens, even after compacting the history — start a new session, or load the model with a larger context (llama-server -c, Ollama num_ctx, LM Studio's context length) and pass --context-size"
-    )]
-    ContextTooSmall {
-        /// Estimated tokens needed (prompt plus the smallest answer).
-        needed: u32,
-        /// The context window.
-        window: u32,
-    },
-}
 
 /// The agent: a model, settings, and the open sessions.
 pub struct Agent {

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use super::StopReason;
+use super::events::StopReason;
 use crate::llm::Usage;
 
 /// One model request, as measured by the turn loop.

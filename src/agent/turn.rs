@@ -10,10 +10,14 @@ use futures::StreamExt;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
+use super::config::AgentConfig;
 use super::context::{self, DEFAULT_CONTEXT_TOKENS, KEPT_TURNS, MIN_ANSWER_TOKENS};
-use super::events::{EventSink, ToolCallChange, ToolCallStart, ToolCallStatus, TurnEvent};
+use super::error::AgentError;
+use super::events::{
+    EventSink, StopReason, ToolCallChange, ToolCallStart, ToolCallStatus, TurnEvent,
+};
+use super::observe::{ModelRequestStats, ToolCallStats, TurnObserver};
 use super::session::Session;
-use super::{AgentConfig, AgentError, ModelRequestStats, StopReason, ToolCallStats, TurnObserver};
 use crate::llm::{ChatModel, ChatRequest, FinishReason, LlmError, Message, ModelEvent, ToolCall};
 use crate::tools::{ToolContext, ToolError};
 use crate::workspace::{PermissionOutcome, PermissionRequest, ToolContent, WorkspaceError};

@@ -6,7 +6,7 @@
 
 use std::path::{Component, Path, PathBuf};
 
-use super::WorkspaceError;
+use super::error::WorkspaceError;
 
 /// Longest path Punie accepts, in bytes (Linux's `PATH_MAX`).
 const MAX_PATH_BYTES: usize = 4096;

@@ -1,0 +1,40 @@
+//! What can go wrong running a prompt, as one error enum for the agent layer.
+
+use crate::llm::LlmError;
+
+/// What can go wrong running a prompt.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AgentError {
+    /// No session with this id.
+    #[error("unknown session {0}: create one with session/new first")]
+    UnknownSession(String),
+    /// A prompt is already running in the session.
+    #[error("session {0} is already running a prompt: wait for it to finish or cancel it")]
+    Busy(String),
+    /// The model server failed.
+    #[error(transparent)]
+    Model(#[from] LlmError),
+    /// The model asked for is not one the server offers.
+    #[error("unknown model {model:?}: the server offers {}", if available.is_empty() { "no other models".to_owned() } else { available.join(", ") })]
+    UnknownModel {
+        /// The model asked for.
+        model: String,
+        /// What the server offers.
+        available: Vec<String>,
+    },
+    /// The model a new session would use did not pass its back end's check (usually
+    /// [`LlmError::UnknownModel`], which lists what the server has).
+    #[error(transparent)]
+    InvalidModel(LlmError),
+    /// Even after compacting the history, the request does not fit the context window.
+    #[error(
+        "the conversation needs about {needed} tokens but the model's context window is {window} tokens, even after compacting the history — start a new session, or load the model with a larger context (llama-server -c, Ollama num_ctx, LM Studio's context length) and pass --context-size"
+    )]
+    ContextTooSmall {
+        /// Estimated tokens needed (prompt plus the smallest answer).
+        needed: u32,
+        /// The context window.
+        window: u32,
+    },
+}
