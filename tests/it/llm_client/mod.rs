@@ -2,29 +2,18 @@
 //! LM Studio really send: streams, tool calls, thoughts, errors of every shape, cut streams,
 //! timeouts, and cancellation reaching the server.
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::fake_model::{FAKE_MODEL, FakeModelServer, Part, Reply};
+use crate::support::fixture;
 use futures::StreamExt;
 use punie::llm::{
     ChatModel, ChatRequest, FinishReason, LlmError, Message, ModelEvent, ModelSpec, ModelStream,
     OpenAiModel, RetryPolicy, Timeouts, ToolCall, ToolSpec, Usage,
 };
 use serde_json::{Value, json};
-use support::fake_model::{FAKE_MODEL, FakeModelServer, Part, Reply};
 
 const LLAMA_HELLO: &str = "Hello! I am a tiny random model 🦙.";
-
-macro_rules! fixture {
-    ($path:literal) => {
-        include_str!(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/fixtures/",
-            $path
-        ))
-    };
-}
 
 /// Everything one answer said, gathered.
 #[derive(Debug, Default, PartialEq)]

@@ -1,16 +1,15 @@
 //! End-to-end: the real `punie` binary, driven by the official ACP client, against a fake
 //! OpenAI-compatible model server.
 
-mod support;
-
 use std::time::Duration;
 
-use agent_client_protocol::v1::schema::*;
-use serde_json::{Value, json};
-use support::editor::{
+use crate::support::editor::{
     Answer, EditorOptions, new_session, process_alive, prompt, wait_until, with_editor, workspace,
 };
-use support::fake_model::{FakeModelServer, Reply};
+use crate::support::fake_model::{FakeModelServer, Reply};
+use crate::support::fixture;
+use agent_client_protocol::v1::schema::*;
+use serde_json::{Value, json};
 
 /// Every line Punie wrote to stdout is one JSON-RPC 2.0 message.
 fn assert_stdout_is_json_rpc(lines: &[String]) {
@@ -109,8 +108,8 @@ async fn handshake_and_streamed_answer() {
 #[tokio::test]
 async fn reasoning_becomes_thought_chunks() {
     let server = FakeModelServer::start().await;
-    server.push(Reply::fixture(include_str!(
-        "fixtures/llama.cpp/81_think_chat_stream.http"
+    server.push(Reply::fixture(fixture!(
+        "llama.cpp/81_think_chat_stream.http"
     )));
     let (_dir, ws) = workspace();
     let (stop, record) = with_editor(
@@ -684,8 +683,8 @@ async fn empty_answer_is_asked_again() {
 #[tokio::test]
 async fn length_finish_is_max_tokens() {
     let server = FakeModelServer::start().await;
-    server.push(Reply::fixture(include_str!(
-        "fixtures/llama.cpp/21_chat_stream_usage_length.http"
+    server.push(Reply::fixture(fixture!(
+        "llama.cpp/21_chat_stream_usage_length.http"
     )));
     let (_dir, ws) = workspace();
     let (stop, _) = with_editor(
@@ -799,15 +798,15 @@ async fn replays_recorded_and_dialect_streams() {
     let cases: [(&str, &str); 3] = [
         (
             "llama.cpp content",
-            include_str!("fixtures/llama.cpp/20_chat_stream_usage_stop.http"),
+            fixture!("llama.cpp/20_chat_stream_usage_stop.http"),
         ),
         (
             "llama.cpp without usage",
-            include_str!("fixtures/llama.cpp/22_chat_stream_without_stream_options.http"),
+            fixture!("llama.cpp/22_chat_stream_without_stream_options.http"),
         ),
         (
             "llama.cpp raw wire",
-            include_str!("fixtures/llama.cpp/24_chat_stream_usage_stop_RAWWIRE.http"),
+            fixture!("llama.cpp/24_chat_stream_usage_stop_RAWWIRE.http"),
         ),
     ];
     for (name, fixture) in cases {
@@ -837,11 +836,11 @@ async fn ollama_and_lm_studio_tool_calls_run() {
     for (name, fixture) in [
         (
             "ollama whole calls",
-            include_str!("fixtures/ollama/tool_calls_whole.sse"),
+            fixture!("ollama/tool_calls_whole.sse"),
         ),
         (
             "lmstudio fragments",
-            include_str!("fixtures/lmstudio/tool_calls_fragmented.sse"),
+            fixture!("lmstudio/tool_calls_fragmented.sse"),
         ),
     ] {
         let server = FakeModelServer::start().await;
@@ -953,9 +952,7 @@ async fn an_editor_without_fs_or_terminal_gets_the_local_workspace() {
 #[tokio::test]
 async fn tool_calls_written_as_text_run_and_never_reach_the_chat() {
     let server = FakeModelServer::start().await;
-    server.push(Reply::sse_body(include_str!(
-        "fixtures/text_tools/hermes_llama_cpp.sse"
-    )));
+    server.push(Reply::sse_body(fixture!("text_tools/hermes_llama_cpp.sse")));
     server.push(Reply::text("It is a hello-world program."));
     let (_dir, ws) = workspace();
     std::fs::create_dir(ws.join("src")).unwrap();
