@@ -386,16 +386,6 @@ impl Reply {
         Self::parts(vec![Part::tool_call(name, arguments)])
     }
 
-    /// A llama.cpp-shaped streaming answer with parallel tool calls.
-    pub fn tool_calls(calls: Vec<(&str, Value)>) -> Self {
-        Self::parts(
-            calls
-                .into_iter()
-                .map(|(name, arguments)| Part::tool_call(name, arguments))
-                .collect(),
-        )
-    }
-
     /// A llama.cpp-shaped streaming answer made of `parts`, finishing with `tool_calls` when
     /// there is a call and `stop` otherwise.
     pub fn parts(parts: Vec<Part>) -> Self {
@@ -490,12 +480,6 @@ impl Reply {
     /// Any status, content type and body, sent in one write.
     pub fn raw(status: u16, content_type: &str, body: &str) -> Self {
         Self::new(status, content_type, vec![Bytes::from(body.to_owned())])
-    }
-
-    /// Adds a response header, e.g. `.header("retry-after", "1")`.
-    pub fn header(mut self, name: &str, value: &str) -> Self {
-        self.headers.push((name.to_owned(), value.to_owned()));
-        self
     }
 
     /// Waits `delay` before each write.

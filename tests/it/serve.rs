@@ -1,12 +1,12 @@
 //! `punie serve` end to end: the real binary, a fake model server, WebSocket ACP clients.
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::fake_model::{FAKE_MODEL, FakeModelServer, Reply};
+use crate::support::served::{
+    Permission, ServeConfig, Served, WsClient, eventually, punie_command,
+};
 use serde_json::json;
-use support::fake_model::{FAKE_MODEL, FakeModelServer, Reply};
-use support::served::{Permission, ServeConfig, Served, WsClient, eventually, punie_command};
 
 fn served_by(server: &FakeModelServer) -> ServeConfig {
     ServeConfig {
@@ -275,7 +275,7 @@ async fn sigterm_cancels_turns_kills_commands_and_exits_0() {
         .trim()
         .parse()
         .unwrap();
-    assert!(support::editor::process_alive(pid));
+    assert!(crate::support::editor::process_alive(pid));
 
     served.terminate();
     assert_eq!(
@@ -285,7 +285,7 @@ async fn sigterm_cancels_turns_kills_commands_and_exits_0() {
         served.stderr.lock().unwrap()
     );
     eventually("the command is killed", || {
-        !support::editor::process_alive(pid)
+        !crate::support::editor::process_alive(pid)
     })
     .await;
     let log = served.log_text();

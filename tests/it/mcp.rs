@@ -101,7 +101,7 @@ fn stdio_server(name: &str) -> McpServerConfig {
         command: std::env::current_exe().unwrap(),
         args: vec![
             "--exact".into(),
-            "mcp_test_server".into(),
+            crate::support::libtest_name(module_path!(), "mcp_test_server"),
             "--quiet".into(),
             "--test-threads".into(),
             "1".into(),
@@ -465,18 +465,16 @@ async fn streamable_http_servers_connect_with_headers() {
     server.abort();
 }
 
-mod support;
-
 /// End to end: the editor names MCP servers in `session/new`; the real `punie` binary starts
 /// them, the model calls a tool, the result comes back; a server that cannot start leaves the
 /// session working and the person is told.
 #[tokio::test(flavor = "multi_thread")]
 async fn mcp_servers_from_session_new_serve_the_model() {
+    use crate::support::editor::{EditorOptions, prompt, with_editor};
+    use crate::support::fake_model::{FakeModelServer, Reply};
     use agent_client_protocol::v1::schema::{
         EnvVariable, McpServer, McpServerStdio, NewSessionRequest, StopReason,
     };
-    use support::editor::{EditorOptions, prompt, with_editor};
-    use support::fake_model::{FakeModelServer, Reply};
 
     let server = FakeModelServer::start().await;
     server.push(Reply::tool_call("calc__add", json!({"a": 2, "b": 3})));

@@ -2,13 +2,11 @@
 //! report files when a session ends and at exit; `punie ask --perf` writes one and prints its
 //! path; without `--perf` there is no report.
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::fake_model::{FAKE_MODEL, FakeModelServer, Reply};
+use crate::support::served::{PATIENCE, Permission, ServeConfig, Served, punie_command};
 use serde_json::json;
-use support::fake_model::{FAKE_MODEL, FakeModelServer, Reply};
-use support::served::{PATIENCE, Permission, ServeConfig, Served, punie_command};
 
 fn reports_in(dir: &std::path::Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(dir)
@@ -69,7 +67,7 @@ async fn serve_reports_on_demand_per_session_and_at_exit() {
 
     // The session ends with its connection: its report is written.
     client.close().await;
-    support::served::eventually("the session report is written", || {
+    crate::support::served::eventually("the session report is written", || {
         reports_in(perf_dir.path()).len() >= 2
     })
     .await;

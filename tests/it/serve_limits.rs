@@ -1,14 +1,12 @@
 //! The server's limits, through the library (`punie::server`): connections beyond the cap get
 //! 503, and a message beyond the size limit ends its connection.
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::served::{PATIENCE, WsClient};
 use futures::{SinkExt, StreamExt};
 use punie::agent::Agent;
 use punie::server::{self, ServerOptions};
-use support::served::{PATIENCE, WsClient};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_util::sync::CancellationToken;
 

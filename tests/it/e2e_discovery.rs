@@ -1,12 +1,10 @@
 //! Punie's tool discovery extension, end to end: an editor that serves a catalog gets its tools
 //! offered to the model (with their real schemas) and called through `_punie/call_tool`.
 
-mod support;
-
+use crate::support::editor::{Answer, EditorOptions, new_session, prompt, with_editor, workspace};
+use crate::support::fake_model::{FakeModelServer, Reply};
 use agent_client_protocol::v1::schema::*;
 use serde_json::{Value, json};
-use support::editor::{Answer, EditorOptions, new_session, prompt, with_editor, workspace};
-use support::fake_model::{FakeModelServer, Reply};
 
 fn offered_tools(request: &Value) -> Vec<Value> {
     request["tools"].as_array().cloned().unwrap_or_default()

@@ -1,12 +1,12 @@
 //! Driving `OpenAiModel` against the fake server and gathering what one answer said: shared by
-//! the llm_* integration tests.
+//! the `llm_client`, `llm_server` and `llm_text_tools` suites.
 
 use std::time::Duration;
 
 use futures::StreamExt;
 use punie::llm::{
     ChatModel, ChatRequest, FinishReason, LlmError, Message, ModelEvent, ModelSpec, ModelStream,
-    OpenAiModel, RetryPolicy, ToolCall, ToolSpec,
+    OpenAiModel, RetryPolicy, ToolCall, ToolSpec, Usage,
 };
 use serde_json::{Value, json};
 
@@ -18,9 +18,13 @@ pub struct Answer {
     pub text: String,
     pub thought: String,
     pub calls: Vec<ToolCall>,
+    /// The last usage the server reported.
+    pub usage: Option<Usage>,
     pub finish: Option<FinishReason>,
 }
 
+/// Reads a stream to its end, checking its shape: no empty text, nothing after `Finished` or an
+/// error, and a `Finished` unless it failed.
 pub async fn collect(mut stream: ModelStream) -> Result<Answer, (Answer, LlmError)> {
     let mut answer = Answer::default();
     while let Some(item) = stream.next().await {
@@ -35,7 +39,7 @@ pub async fn collect(mut stream: ModelStream) -> Result<Answer, (Answer, LlmErro
                 answer.thought.push_str(&text);
             }
             Ok(ModelEvent::ToolCall(call)) => answer.calls.push(call),
-            Ok(ModelEvent::Usage(_)) => {}
+            Ok(ModelEvent::Usage(usage)) => answer.usage = Some(usage),
             Ok(ModelEvent::Finished(reason)) => answer.finish = Some(reason),
             Ok(other) => panic!("unexpected event {other:?}"),
             Err(error) => {
@@ -57,11 +61,13 @@ pub fn quick_retries(max_attempts: u32) -> RetryPolicy {
     }
 }
 
+/// A client of the model `name` on `server`, retrying quickly.
 pub fn model(server: &FakeModelServer, name: &str) -> OpenAiModel {
     OpenAiModel::new(ModelSpec::parse(&server.spec_for(name)).unwrap(), None)
         .with_retry(quick_retries(3))
 }
 
+/// A tool spec whose arguments have these JSON Schema `properties`.
 pub fn tool(name: &str, properties: Value) -> ToolSpec {
     ToolSpec {
         name: name.into(),
@@ -70,6 +76,7 @@ pub fn tool(name: &str, properties: Value) -> ToolSpec {
     }
 }
 
+/// The few tools the requests offer.
 pub fn tools() -> Vec<ToolSpec> {
     vec![
         tool("read_file", json!({"path": {"type": "string"}})),
@@ -89,6 +96,7 @@ pub fn tools() -> Vec<ToolSpec> {
     ]
 }
 
+/// A system prompt and one user message, offering `tools`.
 pub fn request(tools: Vec<ToolSpec>) -> ChatRequest {
     ChatRequest {
         messages: vec![
@@ -104,6 +112,7 @@ pub fn request(tools: Vec<ToolSpec>) -> ChatRequest {
     }
 }
 
+/// Sends `request` and gathers the answer (an error before the stream gives an empty one).
 pub async fn ask(model: &OpenAiModel, request: ChatRequest) -> Result<Answer, (Answer, LlmError)> {
     match model.stream(request).await {
         Ok(stream) => collect(stream).await,

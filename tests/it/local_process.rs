@@ -407,12 +407,11 @@ fn orphan_helper_process() {
 async fn commands_die_with_punie() {
     let fx = Fixture::new();
     let mut helper = std::process::Command::new(std::env::current_exe().unwrap())
-        .args([
+        .arg(crate::support::libtest_name(
+            module_path!(),
             "orphan_helper_process",
-            "--exact",
-            "--nocapture",
-            "--test-threads=1",
-        ])
+        ))
+        .args(["--exact", "--nocapture", "--test-threads=1"])
         .env(ORPHAN_HELPER_ENV, &fx.root)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())

@@ -20,6 +20,8 @@ use punie::perf::{PerfRecorder, PerfReport};
 use punie::testing::{FakeEditor, PermissionAnswer, ScriptedModel};
 use serde_json::json;
 
+use crate::support::snapshot::assert_snapshot;
+
 /// A scripted model that takes a little time, like a real one: a pause before the first event
 /// and between events.
 struct Paced(Arc<ScriptedModel>);
@@ -184,27 +186,6 @@ fn structure(html: &str) -> String {
         }
     }
     out.join("\n") + "\n"
-}
-
-fn assert_snapshot(name: &str, actual: &str) {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/snapshots")
-        .join(format!("{name}.txt"));
-    if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
-        std::fs::write(&path, actual).unwrap();
-        return;
-    }
-    let expected = std::fs::read_to_string(&path).unwrap_or_else(|_| {
-        panic!(
-            "missing snapshot {}: run with UPDATE_SNAPSHOTS=1",
-            path.display()
-        )
-    });
-    assert!(
-        expected == actual,
-        "{name} differs from {} (run with UPDATE_SNAPSHOTS=1 if the change is deliberate)\n--- expected\n{expected}\n--- actual\n{actual}",
-        path.display()
-    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -5,6 +5,8 @@
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
+use crate::support::snapshot::assert_snapshot;
+
 /// `punie ARGS` with no inherited `PUNIE_*` settings, a private log directory (given as an
 /// option, so that help shows no environment value), stdin closed and a fixed help width.
 fn punie(args: &[&str], env: &[(&str, &str)], logs: &Path) -> Output {
@@ -27,28 +29,6 @@ fn punie(args: &[&str], env: &[(&str, &str)], logs: &Path) -> Output {
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn assert_snapshot(name: &str, actual: &str) {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/snapshots")
-        .join(format!("{name}.txt"));
-    if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(&path, actual).unwrap();
-        return;
-    }
-    let expected = std::fs::read_to_string(&path).unwrap_or_else(|_| {
-        panic!(
-            "missing snapshot {}: run with UPDATE_SNAPSHOTS=1",
-            path.display()
-        )
-    });
-    assert!(
-        expected == actual,
-        "{name} differs from {} (run with UPDATE_SNAPSHOTS=1 if the change is deliberate)\n--- expected\n{expected}\n--- actual\n{actual}",
-        path.display()
-    );
 }
 
 #[test]

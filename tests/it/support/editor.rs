@@ -53,7 +53,6 @@ struct FakeTerminal {
     output: Arc<Mutex<String>>,
     exit: watch::Receiver<Option<TerminalExitStatus>>,
     kill: Option<tokio::sync::oneshot::Sender<()>>,
-    pid: Option<u32>,
 }
 
 /// Everything the editor saw.
@@ -248,7 +247,6 @@ fn start_terminal(
             output,
             exit: exit_rx,
             kill: Some(kill_tx),
-            pid,
         },
     );
     Ok(id)
@@ -433,11 +431,10 @@ where
                 async move |r: ReleaseTerminalRequest, responder, _cx| {
                     let mut record = lock(&s);
                     record.terminals_released.push(r.terminal_id.0.to_string());
-                    if let Some(mut t) = record.terminals.remove(&*r.terminal_id.0) {
-                        if let Some(kill) = t.kill.take() {
-                            let _ = kill.send(());
-                        }
-                        let _ = t.pid;
+                    if let Some(mut t) = record.terminals.remove(&*r.terminal_id.0)
+                        && let Some(kill) = t.kill.take()
+                    {
+                        let _ = kill.send(());
                     }
                     responder.respond(ReleaseTerminalResponse::new())
                 }

@@ -3,27 +3,16 @@
 //! server recognised, the model list cached and checked, and the context window asked the way
 //! each server answers it.
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::fake_model::{FakeModelServer, Reply};
+use crate::support::fixture;
+use crate::support::model_client::{ask, model, quick_retries, request, tools};
 use futures::future::BoxFuture;
 use punie::llm::{
     ChatModel, ChatRequest, LlmError, ModelSpec, ModelStream, OpenAiModel, RetryPolicy,
 };
 use serde_json::{Value, json};
-use support::fake_model::{FakeModelServer, Reply};
-use support::model_client::{ask, model, quick_retries, request, tools};
-
-macro_rules! fixture {
-    ($path:literal) => {
-        include_str!(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/fixtures/",
-            $path
-        ))
-    };
-}
 
 // ---------------------------------------------------------------------------------------------
 // Retries

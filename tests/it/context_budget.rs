@@ -2,8 +2,6 @@
 //! shortened, older turns summarised, the person told), and a server's context-overflow error
 //! leads to compaction and one retry.
 
-mod support;
-
 use std::sync::{Arc, Mutex};
 
 use futures::future::BoxFuture;
@@ -145,10 +143,11 @@ async fn a_long_session_stays_inside_a_small_window() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_context_overflow_error_compacts_and_retries_once() {
-    use support::fake_model::{FakeModelServer, Reply};
+    use crate::support::fake_model::{FakeModelServer, Reply};
+    use crate::support::fixture;
     let server = FakeModelServer::start().await;
-    server.push(Reply::fixture(include_str!(
-        "fixtures/llama.cpp/62_err_context_overflow_nonstream.http"
+    server.push(Reply::fixture(fixture!(
+        "llama.cpp/62_err_context_overflow_nonstream.http"
     )));
     server.push(Reply::text("fits now"));
     let spec = format!("{}/fake-model", server.base_url());

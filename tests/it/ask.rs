@@ -1,14 +1,12 @@
 //! `punie ask` against the fake model server: the answer on stdout, tool activity on stderr,
 //! and the exit codes.
 
-mod support;
-
 use std::process::{Output, Stdio};
 use std::time::Duration;
 
+use crate::support::fake_model::{FAKE_MODEL, FakeModelServer, Part, Reply};
+use crate::support::served::{PATIENCE, punie_command};
 use serde_json::json;
-use support::fake_model::{FAKE_MODEL, FakeModelServer, Part, Reply};
-use support::served::{PATIENCE, punie_command};
 
 struct Ask {
     workspace: tempfile::TempDir,

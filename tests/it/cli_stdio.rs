@@ -1,12 +1,10 @@
 //! Plain `punie` (ACP on stdio) ends cleanly on a signal: exit code 0, log flushed.
 
-mod support;
-
 use std::process::Stdio;
 
 use tokio::io::AsyncReadExt;
 
-use support::served::{PATIENCE, eventually, log_text, punie_command};
+use crate::support::served::{PATIENCE, eventually, log_text, punie_command};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn sigterm_and_sigint_end_plain_punie_cleanly() {
@@ -26,7 +24,11 @@ async fn sigterm_and_sigint_end_plain_punie_cleanly() {
             log_text(logs.path()).contains("punie starting")
         })
         .await;
-        let pid = rustix::process::Pid::from_raw(child.id().unwrap() as i32).unwrap();
+        let raw_pid = child.id().unwrap();
+        // "punie starting" is logged before the signal handlers exist; a signal sent in between
+        // would kill punie outright (more likely on a busy machine).
+        eventually("punie catches the signal", || catches(raw_pid, signal)).await;
+        let pid = rustix::process::Pid::from_raw(raw_pid as i32).unwrap();
         rustix::process::kill_process(pid, signal).unwrap();
         let status = tokio::time::timeout(PATIENCE, child.wait())
             .await
@@ -40,4 +42,16 @@ async fn sigterm_and_sigint_end_plain_punie_cleanly() {
         assert!(log.contains("shutting down"), "{signal:?}: {log}");
         assert!(log.contains("punie exiting"), "{signal:?}: flushed: {log}");
     }
+}
+
+/// Whether process `pid` has a handler for `signal` (its `SigCgt` mask in `/proc`).
+fn catches(pid: u32, signal: rustix::process::Signal) -> bool {
+    let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
+        return false;
+    };
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("SigCgt:"))
+        .and_then(|mask| u64::from_str_radix(mask.trim(), 16).ok())
+        .is_some_and(|mask| mask & (1 << (signal.as_raw() - 1)) != 0)
 }

@@ -1,13 +1,11 @@
 //! Switching models per session: the editor's model picker (a session config option of
 //! category `model`) and the legacy `session/set_model`, effective from the next request.
 
-mod support;
-
+use crate::support::editor::{EditorOptions, prompt, with_editor};
+use crate::support::fake_model::{FakeModelServer, Reply};
 use agent_client_protocol::UntypedMessage;
 use agent_client_protocol::v1::schema::*;
 use serde_json::json;
-use support::editor::{EditorOptions, prompt, with_editor};
-use support::fake_model::{FakeModelServer, Reply};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_model_picker_switches_from_the_next_request() {

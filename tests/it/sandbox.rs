@@ -595,12 +595,11 @@ fn a_write_killed_midway_leaves_the_old_or_the_new_content() {
     for (round, delay_ms) in [5u64, 40, 90, 150, 230].into_iter().enumerate() {
         let _ = std::fs::remove_file(temp.path().join("started"));
         let mut child = std::process::Command::new(std::env::current_exe().unwrap())
-            .args([
+            .arg(crate::support::libtest_name(
+                module_path!(),
                 "atomic_write_helper_process",
-                "--exact",
-                "--nocapture",
-                "--test-threads=1",
-            ])
+            ))
+            .args(["--exact", "--nocapture", "--test-threads=1"])
             .env(HELPER_ENV, &root)
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())

@@ -2,24 +2,13 @@
 //! dialect, tags cut anywhere (also over HTTP, at random bytes), structured calls winning, thoughts
 //! opened by the chat template, and the switch to text tool calling when a server refuses `tools`.
 
-mod support;
-
+use crate::support::fake_model::{FakeModelServer, Part, Reply};
+use crate::support::fixture;
+use crate::support::model_client::{Answer, ask, model, request, tools};
 use futures::StreamExt;
 use proptest::prelude::*;
 use punie::llm::{ChatModel, ChatRequest, FinishReason, Message, ModelEvent, ToolCall};
 use serde_json::{Value, json};
-use support::fake_model::{FakeModelServer, Part, Reply};
-use support::model_client::{Answer, ask, model, request, tools};
-
-macro_rules! fixture {
-    ($path:literal) => {
-        include_str!(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/fixtures/",
-            $path
-        ))
-    };
-}
 
 /// The calls as (name, arguments as JSON), ids checked to be generated ones.
 fn calls(answer: &Answer) -> Vec<(String, Value)> {

@@ -1,0 +1,38 @@
+//! Punie's integration tests, as one crate with a module per suite.
+//!
+//! One crate rather than one per file: each test crate links the whole agent, so twenty-odd of
+//! them cost twenty-odd links on every change to `src/`, and helpers in [`support`] used by only
+//! some suites had to be silenced as dead code in the others. The tests run as threads of one
+//! process, so none of them may change process-wide state (environment variables, the current
+//! directory, signal dispositions); what needs that runs in a child process: the `punie` binary
+//! (`env!("CARGO_BIN_EXE_punie")`), or this binary re-run as a helper (see
+//! [`support::libtest_name`]).
+//!
+//! Fixtures and snapshots stay beside this directory, in `tests/fixtures/` and
+//! `tests/snapshots/`, read through `CARGO_MANIFEST_DIR`.
+
+mod support;
+
+mod ask;
+mod cli_help;
+mod cli_init;
+mod cli_stdio;
+mod context_budget;
+mod e2e_acp;
+mod e2e_discovery;
+mod e2e_models;
+mod e2e_wire;
+mod library_api;
+mod llm_client;
+mod llm_server;
+mod llm_text_tools;
+mod local_process;
+mod mcp;
+mod perf_acp;
+mod perf_browser;
+mod perf_modes;
+mod sandbox;
+mod serve;
+mod serve_limits;
+mod tools_files;
+mod tools_search;
