@@ -1,7 +1,7 @@
 //! A test kit for embedders and for Punie's own tests (behind the `testing` feature): a
 //! [`ScriptedModel`] that plays model turns without HTTP, and a [`FakeEditor`] — an ACP client
 //! with an in-memory file system, scripted permission answers and fake terminals — joined to an
-//! agent by an in-memory connection.
+//! agent by an in-memory connection; and [`tool_context`], to call a tool directly.
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
@@ -27,9 +27,11 @@
 //! ```
 
 mod scripted;
+mod tool_context;
 
 pub use crate::acp::testing::{EditorConnection, EditorError, FakeEditor, PermissionAnswer};
 pub use scripted::ScriptedModel;
+pub use tool_context::tool_context;
 
 /// The ACP v1 message types the fake editor records (session updates, permission requests).
 pub use agent_client_protocol::v1::schema;

@@ -4,8 +4,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use punie::testing::tool_context;
 use punie::tools::mcp::{McpConnections, McpServerConfig};
-use punie::tools::{SessionTerminals, Tool, ToolContext, ToolError};
+use punie::tools::{Tool, ToolContext, ToolError};
 use punie::workspace::ToolKind;
 use punie::workspace::local::{LocalOptions, local_workspace};
 use rmcp::handler::server::router::tool::ToolRouter;
@@ -13,7 +14,6 @@ use rmcp::handler::server::wrapper::Parameters;
 use rmcp::model::{CallToolResult, ContentBlock, ServerCapabilities, ServerConfig};
 use rmcp::{ErrorData, ServerHandler, ServiceExt, schemars, tool, tool_handler, tool_router};
 use serde_json::{Value, json};
-use tokio_util::sync::CancellationToken;
 
 /// Set in the environment of the re-executed test binary to make it an MCP server.
 const SERVER_ENV: &str = "PUNIE_TEST_MCP_SERVER";
@@ -114,14 +114,7 @@ fn stdio_server(name: &str) -> McpServerConfig {
 fn context() -> (tempfile::TempDir, ToolContext) {
     let dir = tempfile::tempdir().unwrap();
     let workspace = local_workspace(dir.path().to_owned(), LocalOptions::default()).unwrap();
-    let ctx = ToolContext::new(
-        workspace,
-        "call-1".to_owned(),
-        CancellationToken::new(),
-        Arc::new(SessionTerminals::default()),
-        Duration::from_secs(5),
-        Arc::new(|_| {}),
-    );
+    let ctx = tool_context(workspace);
     (dir, ctx)
 }
 

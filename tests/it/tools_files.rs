@@ -2,15 +2,13 @@
 //! through the local workspace.
 
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::time::Duration;
 
+use punie::testing::tool_context;
 use punie::tools::builtin::{EditFile, ReadFile};
-use punie::tools::{SessionTerminals, Tool, ToolContext, ToolError, ToolOutput};
+use punie::tools::{Tool, ToolContext, ToolError, ToolOutput};
 use punie::workspace::local::{LocalOptions, local_workspace};
 use punie::workspace::{ToolContent, WorkspaceError};
 use serde_json::{Value, json};
-use tokio_util::sync::CancellationToken;
 
 struct Workspace {
     _temp: tempfile::TempDir,
@@ -23,14 +21,7 @@ impl Workspace {
         let temp = tempfile::tempdir().unwrap();
         let root = temp.path().canonicalize().unwrap();
         let workspace = local_workspace(root.clone(), LocalOptions::default()).unwrap();
-        let ctx = ToolContext::new(
-            workspace,
-            "call-1".to_owned(),
-            CancellationToken::new(),
-            Arc::new(SessionTerminals::default()),
-            Duration::from_secs(5),
-            Arc::new(|_| {}),
-        );
+        let ctx = tool_context(workspace);
         Self {
             _temp: temp,
             root,

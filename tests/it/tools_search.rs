@@ -3,15 +3,13 @@
 
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::time::Duration;
 
+use punie::testing::tool_context;
 use punie::tools::builtin::{Glob, Grep, ListDir, default_toolset};
-use punie::tools::{SessionTerminals, Tool, ToolContext, ToolError, ToolOutput};
+use punie::tools::{Tool, ToolContext, ToolError, ToolOutput};
 use punie::workspace::local::{LocalOptions, local_workspace};
 use punie::workspace::{ToolKind, WorkspaceError};
 use serde_json::{Value, json};
-use tokio_util::sync::CancellationToken;
 
 /// A temp dir holding `root/` (the workspace) and `outside/` (never to be listed or read).
 struct Tree {
@@ -50,14 +48,7 @@ impl Tree {
         symlink(&outside, root.join("link_out")).unwrap();
         symlink(outside.join("secret.txt"), root.join("secret_link.txt")).unwrap();
         let workspace = local_workspace(root.clone(), LocalOptions::default()).unwrap();
-        let ctx = ToolContext::new(
-            workspace,
-            "call-1".to_owned(),
-            CancellationToken::new(),
-            Arc::new(SessionTerminals::default()),
-            Duration::from_secs(5),
-            Arc::new(|_| {}),
-        );
+        let ctx = tool_context(workspace);
         Self {
             _temp: temp,
             root,
