@@ -32,6 +32,7 @@ mod perf_acp;
 mod perf_browser;
 mod perf_modes;
 mod sandbox;
+mod sandbox_scopes;
 mod serve;
 mod serve_limits;
 mod tools_files;
