@@ -172,8 +172,13 @@ impl Turn<'_> {
             };
             if !completed {
                 if !answer.text.is_empty() {
+                    // Kept (the model should know what it had said), but shortened and marked,
+                    // so a cancelled ramble neither fills the window nor reads as finished.
                     history.push(Message::Assistant {
-                        content: Some(answer.text),
+                        content: Some(context::interrupted_answer(
+                            &answer.text,
+                            context::long_answer_limit(window),
+                        )),
                         tool_calls: Vec::new(),
                     });
                 }
@@ -293,6 +298,13 @@ impl Turn<'_> {
             if context::shorten_old_tool_outputs(history, keep_from) {
                 done.push("shortened old tool outputs");
             }
+            // An answer over a quarter of the window is most likely a loop; cutting it is
+            // cheaper than a summary, and a summary could not remove it from the kept turns.
+            if !fits(history)
+                && context::shorten_long_answers(history, context::long_answer_limit(window))
+            {
+                done.push("shortened long answers");
+            }
             if !fits(history) && keep_from > 0 {
                 let Some(summary) = self.summarise(&history[..keep_from], window).await else {
                     return Ok(None);
@@ -303,6 +315,9 @@ impl Turn<'_> {
             let all = history.len();
             if !fits(history) && context::shorten_old_tool_outputs(history, all) {
                 done.push("shortened this turn's tool outputs");
+            }
+            if context::shorten_answers_until(history, window, fits) {
+                done.push("cut long answers further");
             }
         }
         let used = context::prompt_tokens(system, tools, history);

@@ -27,6 +27,7 @@ mod llm_client;
 mod llm_server;
 mod llm_text_tools;
 mod local_process;
+mod long_answers;
 mod mcp;
 mod perf_acp;
 mod perf_browser;
