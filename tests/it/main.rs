@@ -36,5 +36,6 @@ mod sandbox;
 mod sandbox_scopes;
 mod serve;
 mod serve_limits;
+mod tool_call_cap;
 mod tools_files;
 mod tools_search;
