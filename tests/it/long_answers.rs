@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use futures::future::BoxFuture;
 use punie::agent::{Agent, StopReason};
-use punie::llm::{ChatModel, ChatRequest, FinishReason, LlmError, Message, ModelEvent, ModelStream};
+use punie::llm::{
+    ChatModel, ChatRequest, FinishReason, LlmError, Message, ModelEvent, ModelStream,
+};
 use punie::testing::{FakeEditor, ScriptedModel};
 
 /// Punie's default window when the server does not say (8,192 tokens).
@@ -66,7 +68,11 @@ async fn a_finished_answer_larger_than_the_window_does_not_block_the_next_prompt
 
     let stop = connection.prompt(&session, "explain").await.unwrap();
     assert_eq!(stop, StopReason::EndTurn);
-    assert_eq!(editor.message_text(), long, "the person saw the whole answer");
+    assert_eq!(
+        editor.message_text(),
+        long,
+        "the person saw the whole answer"
+    );
 
     let stop = connection
         .prompt(&session, "now briefly")
@@ -83,8 +89,15 @@ async fn a_finished_answer_larger_than_the_window_does_not_block_the_next_prompt
         kept.starts_with("START OF THE ANSWER") && kept.trim_end().ends_with("END OF THE ANSWER"),
         "head and tail kept: {kept}"
     );
-    assert!(kept.len() < long.len() / 2, "{} characters kept", kept.len());
-    assert!(kept.contains("characters") && kept.contains("cut"), "{kept}");
+    assert!(
+        kept.len() < long.len() / 2,
+        "{} characters kept",
+        kept.len()
+    );
+    assert!(
+        kept.contains("characters") && kept.contains("cut"),
+        "{kept}"
+    );
     assert!(
         message_bytes(second) / 3 + second.max_tokens.unwrap() as usize <= WINDOW,
         "the request fits the window: {} bytes, max_tokens {}",
@@ -173,7 +186,10 @@ async fn a_long_answer_cancelled_part_way_does_not_block_the_next_prompt() {
     assert_eq!(answers.len(), 1, "{answers:?}");
     let kept = &answers[0];
     assert!(kept.starts_with("START OF THE ANSWER"), "{kept}");
-    assert!(kept.contains("interrupted"), "marked as interrupted: {kept}");
+    assert!(
+        kept.contains("interrupted"),
+        "marked as interrupted: {kept}"
+    );
     assert!(kept.len() < 19_000 / 2, "{} characters kept", kept.len());
     assert!(
         message_bytes(&requests[1]) / 3 + requests[1].max_tokens.unwrap() as usize <= WINDOW,

@@ -32,7 +32,11 @@ async fn only_the_first_tool_calls_of_an_answer_run_and_the_model_is_told() {
 
     let stop = connection.prompt(&session, "read the notes").await.unwrap();
     assert_eq!(stop, StopReason::EndTurn);
-    assert_eq!(editor.tool_calls().len(), CAP, "the editor sees only calls that ran");
+    assert_eq!(
+        editor.tool_calls().len(),
+        CAP,
+        "the editor sees only calls that ran"
+    );
     let shown = editor.message_text();
     assert!(
         shown.contains("100 tool calls") && shown.contains("skipped the other 68"),
@@ -61,7 +65,9 @@ async fn only_the_first_tool_calls_of_an_answer_run_and_the_model_is_told() {
     assert!(results[0].contains("a note"), "{}", results[0]);
     let last = results[CAP - 1];
     assert!(
-        last.contains("a note") && last.contains("100 tool calls") && last.contains("68 were NOT run"),
+        last.contains("a note")
+            && last.contains("100 tool calls")
+            && last.contains("68 were NOT run"),
         "the model is told why: {last}"
     );
 }

@@ -154,7 +154,9 @@ impl Sandbox {
 
     #[cfg(target_os = "linux")]
     fn landlock(root: &Path, options: &SandboxOptions) -> Result<Self> {
-        use landlock::{ABI, AccessFs, Ruleset, RulesetAttr, RulesetCreatedAttr, path_beneath_rules};
+        use landlock::{
+            ABI, AccessFs, Ruleset, RulesetAttr, RulesetCreatedAttr, path_beneath_rules,
+        };
         // A fixed ABI (as the crate recommends): newer kernels keep these semantics, older ones
         // get the best subset they support.
         let abi = ABI::V6;
