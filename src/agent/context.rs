@@ -1,5 +1,6 @@
 //! Fitting a conversation into a small context window: estimating its size, shortening old
-//! tool outputs, and summarising older turns, so no request is sent that cannot fit.
+//! tool outputs and long answers, and summarising older turns, so no request is sent that
+//! cannot fit.
 
 use crate::llm::{Message, ToolSpec};
 
@@ -9,6 +10,8 @@ pub(crate) const DEFAULT_CONTEXT_TOKENS: u32 = 8192;
 pub(crate) const MIN_ANSWER_TOKENS: u32 = 256;
 /// Old tool outputs are shortened to this many characters (head and tail kept).
 const SHORTENED_TOOL_OUTPUT: usize = 600;
+/// The shortest a long answer is cut to (head and tail kept) when nothing else makes room.
+const SHORTEST_ANSWER: usize = 600;
 /// Turns kept verbatim when older ones are summarised.
 pub(crate) const KEPT_TURNS: usize = 2;
 
@@ -117,6 +120,60 @@ pub(crate) fn shorten_old_tool_outputs(history: &mut [Message], before: usize) -
         }
     }
     changed
+}
+
+/// The most characters of one assistant answer kept before compaction cuts deeper: a quarter
+/// of the window (at 3 bytes per token), as for one tool result.
+pub(crate) fn long_answer_limit(window: u32) -> usize {
+    (window as usize / 4 * 3).max(SHORTEST_ANSWER)
+}
+
+/// Shortens every assistant answer longer than about `limit` characters, keeping its head and
+/// tail. An answer larger than the window (a small model that looped until `max_tokens`, or was
+/// cancelled) would otherwise make every later request too large, newest turn or not. Returns
+/// whether anything changed.
+pub(crate) fn shorten_long_answers(history: &mut [Message], limit: usize) -> bool {
+    let limit = limit.max(SHORTEST_ANSWER);
+    let mut changed = false;
+    for message in history {
+        if let Message::Assistant {
+            content: Some(content),
+            ..
+        } = message
+            // Room for the marker, so an answer already shortened to `limit` stays as it is.
+            && content.len() > limit + 100
+        {
+            *content = head_and_tail(content, limit, " from this long answer to save context");
+            changed = true;
+        }
+    }
+    changed
+}
+
+/// Shortens ever deeper (down to [`SHORTEST_ANSWER`]) until `fits` holds or nothing is left
+/// to cut. Returns whether anything changed.
+pub(crate) fn shorten_answers_until(
+    history: &mut [Message],
+    window: u32,
+    fits: impl Fn(&[Message]) -> bool,
+) -> bool {
+    let mut changed = false;
+    let mut limit = long_answer_limit(window);
+    while !fits(history) {
+        changed |= shorten_long_answers(history, limit);
+        if limit <= SHORTEST_ANSWER {
+            break;
+        }
+        limit = (limit / 2).max(SHORTEST_ANSWER);
+    }
+    changed
+}
+
+/// What enters the history of an answer the user cancelled part-way: its head and tail within
+/// `limit` characters, marked as interrupted so the model does not take it for a finished one.
+pub(crate) fn interrupted_answer(text: &str, limit: usize) -> String {
+    let kept = head_and_tail(text, limit, " from this answer to save context");
+    format!("{kept}\n[answer interrupted: the user cancelled it here]")
 }
 
 /// The older part of a conversation as plain text, for the model to summarise.
@@ -242,6 +299,64 @@ mod tests {
         assert!(matches!(&history[1], Message::Assistant { .. }));
         assert!(matches!(&history[2], Message::User { content } if content == "two"));
         assert_eq!(history.len(), 2 + 8);
+    }
+
+    fn answer(text: &str) -> Message {
+        Message::Assistant {
+            content: Some(text.to_owned()),
+            tool_calls: Vec::new(),
+        }
+    }
+
+    fn answer_text(message: &Message) -> &str {
+        match message {
+            Message::Assistant {
+                content: Some(text),
+                ..
+            } => text,
+            other => panic!("not an answer: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn long_answers_keep_head_and_tail_and_say_what_was_cut() {
+        let long = format!("HEAD{}TAIL", "la ".repeat(10_000));
+        let mut history = vec![
+            Message::User {
+                content: "q".into(),
+            },
+            answer(&long),
+            answer("short"),
+        ];
+        assert!(shorten_long_answers(&mut history, 2000));
+        let kept = answer_text(&history[1]);
+        assert!(kept.starts_with("HEAD") && kept.ends_with("TAIL"), "{kept}");
+        assert!(kept.len() < 2200 && kept.contains("characters"), "{kept}");
+        assert_eq!(answer_text(&history[2]), "short");
+        assert!(!shorten_long_answers(&mut history, 2000), "idempotent");
+    }
+
+    #[test]
+    fn answers_are_cut_deeper_until_the_history_fits() {
+        let mut history = vec![answer(&"x".repeat(30_000))];
+        let system = Message::System {
+            content: String::new(),
+        };
+        let fits = |h: &[Message]| prompt_tokens(&system, 0, h) <= 1000;
+        assert!(shorten_answers_until(&mut history, 8192, fits));
+        assert!(fits(&history), "{}", answer_text(&history[0]).len());
+        // What cannot be made to fit stops at the shortest form rather than looping.
+        let never = |_: &[Message]| false;
+        shorten_answers_until(&mut history, 8192, never);
+        assert!(answer_text(&history[0]).len() < SHORTEST_ANSWER + 100);
+    }
+
+    #[test]
+    fn an_interrupted_answer_is_shortened_and_marked() {
+        let kept = interrupted_answer(&format!("HEAD{}", "y".repeat(10_000)), 1000);
+        assert!(kept.starts_with("HEAD") && kept.len() < 1200, "{kept}");
+        assert!(kept.ends_with("[answer interrupted: the user cancelled it here]"));
+        assert!(interrupted_answer("brief", 1000).starts_with("brief\n[answer interrupted"));
     }
 
     #[test]

@@ -52,6 +52,20 @@ fn tool_result_limit(window: u32) -> usize {
     (window as usize / 4 * 3).max(1000)
 }
 
+/// Tool calls run from one answer. A looping model can emit thousands (5,000 were seen): the
+/// first ones run, the rest are dropped, and the model is told so in the last result.
+pub(crate) const MAX_TOOL_CALLS_PER_ANSWER: usize = 32;
+
+/// What the model reads after the last call that ran, when `dropped` calls of `asked` were not.
+fn dropped_calls_note(asked: usize, dropped: usize) -> String {
+    format!(
+        "\n\n[Note from Punie: your answer made {asked} tool calls; at most \
+         {MAX_TOOL_CALLS_PER_ANSWER} run per answer, so only the first {MAX_TOOL_CALLS_PER_ANSWER} \
+         ran and the other {dropped} were NOT run. Look at these results first, then call again \
+         only what you still need.]"
+    )
+}
+
 /// How a tool call ended, for the loop.
 enum CallOutcome {
     /// The text to answer the model with; `usable` is false when the call itself was malformed.
@@ -172,8 +186,13 @@ impl Turn<'_> {
             };
             if !completed {
                 if !answer.text.is_empty() {
+                    // Kept (the model should know what it had said), but shortened and marked,
+                    // so a cancelled ramble neither fills the window nor reads as finished.
                     history.push(Message::Assistant {
-                        content: Some(answer.text),
+                        content: Some(context::interrupted_answer(
+                            &answer.text,
+                            context::long_answer_limit(window),
+                        )),
                         tool_calls: Vec::new(),
                     });
                 }
@@ -202,13 +221,28 @@ impl Turn<'_> {
                 return Ok(StopReason::EndTurn);
             }
 
-            let calls = answer.tool_calls;
+            let mut calls = answer.tool_calls;
+            let asked = calls.len();
+            let dropped = asked.saturating_sub(MAX_TOOL_CALLS_PER_ANSWER);
+            // Dropped from the history too: every call there needs a result, and results that
+            // only say "not run" would fill a small window.
+            calls.truncate(MAX_TOOL_CALLS_PER_ANSWER);
+            if dropped > 0 {
+                tracing::warn!(session = %self.session.id, asked, dropped, "too many tool calls in one answer; the rest are not run");
+                self.emit(TurnEvent::Notice {
+                    title: "Too many tool calls".to_owned(),
+                    description: format!(
+                        "The model asked for {asked} tool calls in one answer; Punie ran the first \
+                         {MAX_TOOL_CALLS_PER_ANSWER} and skipped the other {dropped}."
+                    ),
+                });
+            }
             history.push(Message::Assistant {
                 content: (!answer.text.is_empty()).then_some(answer.text),
                 tool_calls: calls.clone(),
             });
             let mut cancelled = false;
-            for call in &calls {
+            for (index, call) in calls.iter().enumerate() {
                 let text = if cancelled {
                     "Not run: the user cancelled the turn.".to_owned()
                 } else {
@@ -225,13 +259,17 @@ impl Turn<'_> {
                         }
                     }
                 };
+                let mut content = context::head_and_tail(
+                    &text,
+                    tool_result_limit(window),
+                    "; ask for a smaller part, e.g. read_file with line and limit",
+                );
+                if dropped > 0 && index + 1 == calls.len() {
+                    content.push_str(&dropped_calls_note(asked, dropped));
+                }
                 history.push(Message::Tool {
                     tool_call_id: call.id.clone(),
-                    content: context::head_and_tail(
-                        &text,
-                        tool_result_limit(window),
-                        "; ask for a smaller part, e.g. read_file with line and limit",
-                    ),
+                    content,
                 });
             }
             if cancelled {
@@ -293,6 +331,13 @@ impl Turn<'_> {
             if context::shorten_old_tool_outputs(history, keep_from) {
                 done.push("shortened old tool outputs");
             }
+            // An answer over a quarter of the window is most likely a loop; cutting it is
+            // cheaper than a summary, and a summary could not remove it from the kept turns.
+            if !fits(history)
+                && context::shorten_long_answers(history, context::long_answer_limit(window))
+            {
+                done.push("shortened long answers");
+            }
             if !fits(history) && keep_from > 0 {
                 let Some(summary) = self.summarise(&history[..keep_from], window).await else {
                     return Ok(None);
@@ -303,6 +348,9 @@ impl Turn<'_> {
             let all = history.len();
             if !fits(history) && context::shorten_old_tool_outputs(history, all) {
                 done.push("shortened this turn's tool outputs");
+            }
+            if context::shorten_answers_until(history, window, fits) {
+                done.push("cut long answers further");
             }
         }
         let used = context::prompt_tokens(system, tools, history);

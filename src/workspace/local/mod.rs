@@ -30,7 +30,7 @@ use std::sync::Arc;
 
 pub use files::{LocalFileSystem, MAX_READ_BYTES};
 pub use permissions::{ApprovePolicy, PolicyPermissions, TtyPermissions, local_permissions};
-pub use sandbox::{LandlockStatus, SandboxOptions};
+pub use sandbox::{LandlockStatus, SandboxOptions, landlock_scopes_supported};
 pub use terminals::{DEFAULT_OUTPUT_BYTE_LIMIT, LocalTerminals};
 pub(crate) use walk::Walker;
 

@@ -1,6 +1,7 @@
 //! Confinement of local commands with Landlock (Linux): writes are allowed only beneath the
 //! workspace root, the temp directory and a few harmless devices; reads and execution stay
-//! allowed everywhere, and the command may not signal processes outside its sandbox.
+//! allowed everywhere; the command may not create device nodes, signal processes outside its
+//! sandbox, or connect to abstract UNIX sockets made outside it.
 //!
 //! The ruleset is built once, before any fork; each child only duplicates its file descriptor
 //! and calls `landlock_restrict_self` in `pre_exec`, which allocates nothing.
@@ -75,6 +76,52 @@ const WRITABLE_DEVICES: &[&str] = &[
     "/dev/shm",
 ];
 
+/// What a confined command may not reach outside its sandbox (Landlock ABI 6, Linux 6.12):
+/// abstract UNIX sockets (an outside listener, e.g. a D-Bus or X11 abstract socket, would act
+/// for it) and signals (it could kill or stop Punie, the editor or anything else of the user's).
+#[cfg(target_os = "linux")]
+fn scopes() -> landlock::BitFlags<landlock::Scope> {
+    landlock::Scope::AbstractUnixSocket | landlock::Scope::Signal
+}
+
+/// Whether the running kernel's Landlock can also keep confined commands from signalling
+/// processes and connecting to abstract UNIX sockets outside their sandbox (ABI 6, Linux 6.12).
+/// Where it cannot, commands are still confined to writing in the workspace.
+pub fn landlock_scopes_supported() -> bool {
+    #[cfg(target_os = "linux")]
+    {
+        kernel_has_scopes()
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        false
+    }
+}
+
+/// Asked of the crate with a hard requirement, which fails instead of silently dropping what
+/// the kernel lacks.
+#[cfg(target_os = "linux")]
+fn kernel_has_scopes() -> bool {
+    use landlock::{CompatLevel, Compatible, Ruleset, RulesetAttr};
+    Ruleset::default()
+        .set_compatibility(CompatLevel::HardRequirement)
+        .scope(scopes())
+        .is_ok()
+}
+
+/// Logs once per process that this kernel confines writes only.
+#[cfg(target_os = "linux")]
+fn warn_scopes_once() {
+    static WARNED: std::sync::Once = std::sync::Once::new();
+    WARNED.call_once(|| {
+        tracing::warn!(
+            "this kernel's Landlock predates ABI 6 (Linux 6.12): local commands are confined \
+             to writing in the workspace, but may still signal processes and connect to \
+             abstract UNIX sockets outside it"
+        );
+    });
+}
+
 /// A prepared sandbox: what each child applies to itself before `exec`.
 #[derive(Debug)]
 pub(crate) struct Sandbox {
@@ -108,12 +155,17 @@ impl Sandbox {
     #[cfg(target_os = "linux")]
     fn landlock(root: &Path, options: &SandboxOptions) -> Result<Self> {
         use landlock::{
-            ABI, AccessFs, Ruleset, RulesetAttr, RulesetCreatedAttr, Scope, path_beneath_rules,
+            ABI, AccessFs, Ruleset, RulesetAttr, RulesetCreatedAttr, path_beneath_rules,
         };
         // A fixed ABI (as the crate recommends): newer kernels keep these semantics, older ones
         // get the best subset they support.
         let abi = ABI::V6;
-        let write = AccessFs::from_write(abi);
+        // Every write right is handled (so anything not granted is refused), but device nodes
+        // are never granted: as root, `mknod` of a block device inside the project would give
+        // raw access to a disk or a loop device. FIFOs and sockets stay allowed (build tools
+        // make them).
+        let handled = AccessFs::from_write(abi);
+        let granted = handled & !(AccessFs::MakeChar | AccessFs::MakeBlock);
         let failed = |err: landlock::RulesetError| WorkspaceError::Io {
             operation: "preparing the Landlock sandbox for",
             path: root.display().to_string(),
@@ -122,11 +174,11 @@ impl Sandbox {
         let mut writable = vec![root.to_path_buf(), std::env::temp_dir()];
         writable.extend(options.writable_paths.iter().cloned());
         let ruleset = Ruleset::default()
-            .handle_access(write)
-            .and_then(|ruleset| ruleset.scope(Scope::Signal))
+            .handle_access(handled)
+            .and_then(|ruleset| ruleset.scope(scopes()))
             .and_then(Ruleset::create)
-            .and_then(|ruleset| ruleset.add_rules(path_beneath_rules(&writable, write)))
-            .and_then(|ruleset| ruleset.add_rules(path_beneath_rules(WRITABLE_DEVICES, write)))
+            .and_then(|ruleset| ruleset.add_rules(path_beneath_rules(&writable, granted)))
+            .and_then(|ruleset| ruleset.add_rules(path_beneath_rules(WRITABLE_DEVICES, granted)))
             .map_err(failed)?;
         // Without kernel support the crate yields a ruleset without a file descriptor.
         let probe = ruleset.try_clone().map_err(|err| WorkspaceError::Io {
@@ -145,6 +197,9 @@ impl Sandbox {
                 status: LandlockStatus::Unsupported { reason },
                 ruleset: None,
             });
+        }
+        if !kernel_has_scopes() {
+            warn_scopes_once();
         }
         tracing::debug!(root = %root.display(), "Landlock confines local commands");
         Ok(Self {
