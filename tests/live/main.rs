@@ -91,7 +91,14 @@ fn main() -> ExitCode {
         }
     }
 
-    let dir = tempfile::tempdir().expect("a temporary directory");
+    let mut dir = tempfile::tempdir().expect("a temporary directory");
+    if std::env::var_os("PUNIE_LIVE_KEEP").is_some() {
+        dir.disable_cleanup(true);
+        eprintln!(
+            "live: keeping logs, configs and the project in {}",
+            dir.path().display()
+        );
+    }
     let workspace = dir.path().join("project");
     std::fs::create_dir(&workspace).expect("the project directory");
     let live = Live {
@@ -168,6 +175,9 @@ async fn report(case: &cases::Case, live: &Live, main: Option<&LlamaServer>) -> 
             Err(format!("panicked: {text}"))
         });
     let secs = started.elapsed().as_secs_f64();
+    if let Some(main) = main {
+        main.print_new_timings();
+    }
     match outcome {
         Ok(()) => {
             eprintln!("live: {} ok ({secs:.1} s)", case.name);

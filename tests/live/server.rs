@@ -21,6 +21,8 @@ pub struct LlamaServer {
     log: PathBuf,
     what: String,
     http: reqwest::Client,
+    /// How much of the log [`LlamaServer::print_new_timings`] has already shown.
+    log_shown: std::cell::Cell<usize>,
 }
 
 impl LlamaServer {
@@ -35,7 +37,8 @@ impl LlamaServer {
     ) -> Result<Self, String> {
         let port = free_port()?;
         let log = dir.join(format!("llama-server-{}.log", what.replace(' ', "-")));
-        let log_file = std::fs::File::create(&log).map_err(|e| format!("{}: {e}", log.display()))?;
+        let log_file =
+            std::fs::File::create(&log).map_err(|e| format!("{}: {e}", log.display()))?;
         let log_err = log_file
             .try_clone()
             .map_err(|e| format!("{}: {e}", log.display()))?;
@@ -77,6 +80,7 @@ impl LlamaServer {
             log,
             what: what.to_owned(),
             http: reqwest::Client::new(),
+            log_shown: std::cell::Cell::new(0),
         };
         server.wait_healthy().await?;
         Ok(server)
@@ -145,6 +149,20 @@ impl LlamaServer {
             .any(|slot| slot["is_processing"].as_bool().unwrap_or(false)))
     }
 
+    /// Prints the server's own account of the requests since the last call (prompt tokens
+    /// read and generated, and how fast): what the suite's wall time is made of.
+    pub fn print_new_timings(&self) {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let new = text.get(self.log_shown.get()..).unwrap_or_default();
+        for line in new.lines() {
+            if line.contains("eval time =") || line.contains("prompt processing done") {
+                let detail = line.split_once("| task").map_or(line, |(_, rest)| rest);
+                eprintln!("live:   llama-server ({}): task{detail}", self.what);
+            }
+        }
+        self.log_shown.set(text.len());
+    }
+
     /// The last `lines` lines of the server's log, for failure messages.
     pub fn log_tail(&self, lines: usize) -> String {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();
@@ -155,6 +173,7 @@ impl LlamaServer {
 
 impl Drop for LlamaServer {
     fn drop(&mut self) {
+        self.print_new_timings();
         // Its own pid, never a name: other llama-servers on this machine are not ours.
         let _ = self.child.kill();
         let _ = self.child.wait();
