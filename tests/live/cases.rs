@@ -1,0 +1,451 @@
+//! The live cases: what a real 0.5B model on a real llama-server lets us assert about Punie
+//! (turns end, the wire stays clean, cancel stops the server's generation, fallbacks and advice
+//! work), with generous time bounds, since a busy 2-core machine reads prompts slowly.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use agent_client_protocol::v1::ConnectionTo;
+use agent_client_protocol::v1::schema::*;
+use agent_client_protocol::{Agent, Error as AcpError};
+use serde_json::{Value, json};
+
+use crate::Live;
+use crate::editor::{EditorOptions, Record, Shared, new_session, with_editor};
+use crate::server::{LlamaServer, MODEL_ALIAS};
+
+/// Flip to `true` once small models' bare-JSON tool calls are read (another engineer's fix):
+/// until then `reads_a_file_it_needs` prints "known failure: …" instead of failing.
+pub const READS_A_FILE_IT_NEEDS_PASSES: bool = false;
+
+/// Flip to `true` once the perf report carries llama-server's `timings` (cached prompt tokens):
+/// until then `perf_report_has_server_timings` prints "known failure: …" for that part.
+pub const PERF_REPORT_HAS_CACHED_TOKENS: bool = false;
+
+/// A turn that reads ~2,000 prompt tokens cold takes 15–35 s here; a hung one takes forever.
+const TURN_WITHIN: Duration = Duration::from_secs(300);
+
+/// Most tokens per answer in the cases that only need the turn to end: generation, not the
+/// (cached) prompt, is what a turn costs once the server is warm, up to ~3 s per token on a
+/// loaded 2-core machine.
+const SHORT_ANSWER_TOKENS: u32 = 24;
+
+/// Model requests per prompt: a small model looping on tool calls must not cost 50 requests.
+const TURN_REQUESTS: &str = "3";
+
+/// Which llama-server a case runs against.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Needs {
+    /// The suite's shared server (`--jinja -c 8192`).
+    Main,
+    /// A server of its own, started and stopped by the case.
+    Own,
+}
+
+/// A case of the suite.
+pub struct Case {
+    pub name: &'static str,
+    pub needs: Needs,
+}
+
+/// Every case, in the order they run (the shared server's first, so its cache is warm).
+pub const CASES: &[Case] = &[
+    Case {
+        name: "a_turn_ends_and_stdout_is_json_rpc",
+        needs: Needs::Main,
+    },
+    Case {
+        name: "perf_report_has_server_timings",
+        needs: Needs::Main,
+    },
+    Case {
+        name: "cancel_stops_the_servers_generation",
+        needs: Needs::Main,
+    },
+    Case {
+        name: "reads_a_file_it_needs",
+        needs: Needs::Main,
+    },
+    Case {
+        name: "without_jinja_falls_back_to_text_tool_calls",
+        needs: Needs::Own,
+    },
+    Case {
+        name: "a_window_too_small_gives_advice_naming_c",
+        needs: Needs::Own,
+    },
+];
+
+/// Runs the case called `name`.
+pub async fn run(name: &str, live: &Live, main: Option<&LlamaServer>) -> Result<(), String> {
+    let main = || main.ok_or_else(|| "the main llama-server is not running".to_owned());
+    match name {
+        "a_turn_ends_and_stdout_is_json_rpc" => a_turn_ends(live, main()?).await,
+        "perf_report_has_server_timings" => perf_report(live, main()?).await,
+        "cancel_stops_the_servers_generation" => cancel(live, main()?).await,
+        "reads_a_file_it_needs" => reads_a_file(live, main()?).await,
+        "without_jinja_falls_back_to_text_tool_calls" => without_jinja(live).await,
+        "a_window_too_small_gives_advice_naming_c" => small_window(live).await,
+        other => Err(format!("no case named {other}")),
+    }
+}
+
+async fn a_turn_ends(live: &Live, server: &LlamaServer) -> Result<(), String> {
+    let options = punie_options(live, server, "turn", SHORT_ANSWER_TOKENS, &[])?;
+    let (outcome, record) = with_editor("live", &live.workspace, options, async |cx, _| {
+        let session = new_session(&cx, &live.workspace).await;
+        timed_prompt(&cx, &session, "In one short sentence: what is Rust?").await
+    })
+    .await;
+    let response = outcome?;
+    let record = lock(&record);
+    ended_normally(&response)?;
+    if record.message_text().trim().is_empty() {
+        return Err("the turn ended without any answer text".to_owned());
+    }
+    stdout_is_json_rpc(&record)
+}
+
+/// The request an editor sends for the perf report (Punie's ACP extension).
+#[derive(
+    Debug, Clone, serde::Serialize, serde::Deserialize, agent_client_protocol::JsonRpcRequest,
+)]
+#[request(method = "_punie/perf_report", response = Value)]
+struct PerfReportRequest(Value);
+
+async fn perf_report(live: &Live, server: &LlamaServer) -> Result<(), String> {
+    let perf_dir = live.scratch.join("perf");
+    let perf_dir = perf_dir.display().to_string();
+    let env = [("PUNIE_PERF", "1"), ("PUNIE_PERF_DIR", perf_dir.as_str())];
+    let options = punie_options(live, server, "perf", SHORT_ANSWER_TOKENS, &env)?;
+    let (outcome, record) = with_editor("live", &live.workspace, options, async |cx, _| {
+        let session = new_session(&cx, &live.workspace).await;
+        let response = timed_prompt(&cx, &session, "Say hello.").await?;
+        let report = cx
+            .send_request(PerfReportRequest(json!({"format": "json"})))
+            .block_task()
+            .await
+            .map_err(|e| format!("_punie/perf_report failed: {}", describe(&e)))?;
+        Ok::<_, String>((response, report))
+    })
+    .await;
+    let (response, report) = outcome?;
+    ended_normally(&response)?;
+    stdout_is_json_rpc(&lock(&record))?;
+    let model = &report["json"]["models"][0];
+    let prompt_tokens = model["prompt_tokens"].as_u64().unwrap_or(0);
+    let completion_tokens = model["completion_tokens"].as_u64().unwrap_or(0);
+    let tokens_per_second = model["tokens_per_second"].as_f64();
+    eprintln!(
+        "live:   perf report: {prompt_tokens} prompt tokens, {completion_tokens} completion tokens, {tokens_per_second:?} tokens/s"
+    );
+    // A real prompt is the system prompt plus the tool schemas: well over 500 tokens.
+    if prompt_tokens < 500 || completion_tokens == 0 || tokens_per_second.is_none_or(|t| t <= 0.0) {
+        return Err(format!("the perf report lacks the server's usage: {model}"));
+    }
+    // llama-server says how much of the prompt came from its cache (`timings.cache_n`, or
+    // `usage.prompt_tokens_details.cached_tokens`): what tells a user that the prefix is reused.
+    let text = report["json"].to_string();
+    known(
+        PERF_REPORT_HAS_CACHED_TOKENS,
+        "the perf report records no cached prompt tokens (llama-server's timings.cache_n) \
+         nor the server's prompt tokens/s: Punie reads only usage.prompt_tokens and \
+         usage.completion_tokens, and computes generation tokens/s from its own clock",
+        text.contains("cache"),
+    )
+}
+
+async fn cancel(live: &Live, server: &LlamaServer) -> Result<(), String> {
+    // A long answer, so the cancel lands mid-generation.
+    let options = punie_options(live, server, "cancel", 1024, &[])?;
+    let (outcome, record) = with_editor("live", &live.workspace, options, async |cx, shared| {
+        let session = new_session(&cx, &live.workspace).await;
+        let pending = cx.send_request(PromptRequest::new(
+            session.clone(),
+            vec![ContentBlock::from(
+                "Write the numbers from 1 to 400, one per line, and nothing else.",
+            )],
+        ));
+        let first = Instant::now();
+        while lock(&shared).message_text().is_empty() {
+            if first.elapsed() > TURN_WITHIN {
+                return Err(format!("no answer text within {} s", TURN_WITHIN.as_secs()));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        // The observation must be able to see a busy server, or "idle" would prove nothing.
+        if !server.busy().await? {
+            return Err("llama-server's /slots shows no generation while text streams".to_owned());
+        }
+        cx.send_notification(CancelNotification::new(session.clone()))
+            .map_err(|e| format!("session/cancel failed: {}", describe(&e)))?;
+        let response = tokio::time::timeout(Duration::from_secs(30), pending.block_task())
+            .await
+            .map_err(|_| "the cancelled prompt was not answered within 30 s".to_owned())?
+            .map_err(|e| format!("the cancelled prompt failed: {}", describe(&e)))?;
+        let answered = Instant::now();
+        while server.busy().await? {
+            // llama-server notices a dropped request when it next sends a token: up to ~5 s
+            // per token on a loaded machine. Not stopping at all costs 1024 tokens' worth.
+            if answered.elapsed() > Duration::from_secs(60) {
+                return Err(format!(
+                    "llama-server still generating 60 s after the cancel: {}",
+                    server.get_json("/slots").await?
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        eprintln!(
+            "live:   server idle {:.1} s after the cancelled prompt was answered",
+            answered.elapsed().as_secs_f64()
+        );
+        Ok(response)
+    })
+    .await;
+    let response = outcome?;
+    if response.stop_reason != StopReason::Cancelled {
+        return Err(format!(
+            "the cancelled turn ended with {:?}, not cancelled",
+            response.stop_reason
+        ));
+    }
+    stdout_is_json_rpc(&lock(&record))
+}
+
+async fn reads_a_file(live: &Live, server: &LlamaServer) -> Result<(), String> {
+    let notes = live.workspace.join("notes");
+    std::fs::create_dir_all(&notes).map_err(|e| e.to_string())?;
+    let file = notes.join("codeword.txt");
+    std::fs::write(&file, "The code word is PELICAN-42.\n").map_err(|e| e.to_string())?;
+    // Enough for a call such as `{"name": "read_file", "arguments": {"path": "…"}}`.
+    let options = punie_options(live, server, "read", 64, &[])?;
+    let (outcome, record) = with_editor("live", &live.workspace, options, async |cx, _| {
+        let session = new_session(&cx, &live.workspace).await;
+        timed_prompt(
+            &cx,
+            &session,
+            "What is the code word in notes/codeword.txt? Read that file to find out.",
+        )
+        .await
+    })
+    .await;
+    let response = outcome?;
+    let record = lock(&record);
+    // What must hold today: the turn ends and the wire stays clean.
+    ended_normally(&response)?;
+    stdout_is_json_rpc(&record)?;
+    let read = record.reads.iter().any(|p| p == &file) || !record.tool_calls().is_empty();
+    known(
+        READS_A_FILE_IT_NEEDS_PASSES,
+        &format!(
+            "Punie ran no tool for a prompt that needs notes/codeword.txt (the model wrote: {:?})",
+            shorten(&record.message_text(), 200)
+        ),
+        read,
+    )
+}
+
+async fn without_jinja(live: &Live) -> Result<(), String> {
+    let server = LlamaServer::start(
+        &live.binary,
+        &live.model,
+        "no jinja",
+        &["--no-jinja", "-c", "8192"],
+        &live.scratch,
+    )
+    .await?;
+    let options = punie_options(live, &server, "nojinja", SHORT_ANSWER_TOKENS, &[])?;
+    let log_dir = log_dir(live, "nojinja");
+    let (outcome, record) = with_editor("live", &live.workspace, options, async |cx, _| {
+        let session = new_session(&cx, &live.workspace).await;
+        timed_prompt(&cx, &session, "Say hello.").await
+    })
+    .await;
+    let response = outcome?;
+    let record = lock(&record);
+    ended_normally(&response)?;
+    if record.message_text().trim().is_empty() {
+        return Err("the turn ended without any answer text".to_owned());
+    }
+    stdout_is_json_rpc(&record)?;
+    // The README promises the log names the flag that would enable native calls.
+    let logs = read_logs(&log_dir);
+    if !logs.contains("--jinja") {
+        return Err(format!(
+            "Punie's log ({}) does not name --jinja",
+            log_dir.display()
+        ));
+    }
+    Ok(())
+}
+
+async fn small_window(live: &Live) -> Result<(), String> {
+    let server = LlamaServer::start(
+        &live.binary,
+        &live.model,
+        "small window",
+        &["--jinja", "-c", "1024"],
+        &live.scratch,
+    )
+    .await?;
+    let options = punie_options(live, &server, "small", SHORT_ANSWER_TOKENS, &[])?;
+    let (outcome, record) = with_editor("live", &live.workspace, options, async |cx, _| {
+        let session = new_session(&cx, &live.workspace).await;
+        let answer = tokio::time::timeout(
+            TURN_WITHIN,
+            crate::editor::prompt(&cx, &session, "Say hello."),
+        )
+        .await
+        .map_err(|_| format!("the turn did not end within {} s", TURN_WITHIN.as_secs()))?;
+        Ok::<_, String>(answer)
+    })
+    .await;
+    stdout_is_json_rpc(&lock(&record))?;
+    let error = match outcome? {
+        Ok(response) => {
+            return Err(format!(
+                "a 1024-token window took the whole prompt: the turn ended with {:?}, no advice",
+                response.stop_reason
+            ));
+        }
+        Err(e) => describe(&e),
+    };
+    eprintln!("live:   error: {error}");
+    if !error.contains("-c") || !error.contains("1024") {
+        return Err(format!(
+            "the error does not name -c and the 1024-token window: {error}"
+        ));
+    }
+    Ok(())
+}
+
+// Shared by the cases ---------------------------------------------------------------------
+
+/// The fake editor's options for a Punie that talks to `server` with answers of at most
+/// `max_tokens`, logging into a directory of its own (`case`), plus `env`.
+fn punie_options(
+    live: &Live,
+    server: &LlamaServer,
+    case: &str,
+    max_tokens: u32,
+    env: &[(&str, &str)],
+) -> Result<EditorOptions, String> {
+    // Through the config file, as a user would: `PUNIE_MODEL=live` names the entry.
+    let config = live.scratch.join(format!("config-{case}.toml"));
+    let text = format!(
+        "[models.live]\nbase_url = {:?}\nmodel = {MODEL_ALIAS:?}\nmax_tokens = {max_tokens}\n",
+        server.base_url()
+    );
+    std::fs::write(&config, text).map_err(|e| format!("{}: {e}", config.display()))?;
+    let mut all = vec![
+        ("PUNIE_CONFIG".to_owned(), config.display().to_string()),
+        (
+            "PUNIE_MAX_TURN_REQUESTS".to_owned(),
+            TURN_REQUESTS.to_owned(),
+        ),
+        (
+            "PUNIE_LOG_DIR".to_owned(),
+            log_dir(live, case).display().to_string(),
+        ),
+    ];
+    all.extend(env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+    Ok(EditorOptions {
+        env: all,
+        ..Default::default()
+    })
+}
+
+fn log_dir(live: &Live, case: &str) -> PathBuf {
+    live.scratch.join(format!("logs-{case}"))
+}
+
+fn read_logs(dir: &Path) -> String {
+    let mut text = String::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        text.push_str(&std::fs::read_to_string(entry.path()).unwrap_or_default());
+    }
+    text
+}
+
+/// A prompt that must end (any way) within [`TURN_WITHIN`]; prints how long it took.
+async fn timed_prompt(
+    cx: &ConnectionTo<Agent>,
+    session: &SessionId,
+    text: &str,
+) -> Result<PromptResponse, String> {
+    let started = Instant::now();
+    let response = tokio::time::timeout(TURN_WITHIN, crate::editor::prompt(cx, session, text))
+        .await
+        .map_err(|_| format!("the turn did not end within {} s", TURN_WITHIN.as_secs()))?
+        .map_err(|e| format!("session/prompt failed: {}", describe(&e)))?;
+    eprintln!(
+        "live:   turn ended ({:?}) in {:.1} s",
+        response.stop_reason,
+        started.elapsed().as_secs_f64()
+    );
+    Ok(response)
+}
+
+/// A turn that was not cancelled ends at its end or at a limit, never by refusing.
+fn ended_normally(response: &PromptResponse) -> Result<(), String> {
+    match response.stop_reason {
+        StopReason::EndTurn | StopReason::MaxTokens | StopReason::MaxTurnRequests => Ok(()),
+        other => Err(format!("the turn ended with {other:?}")),
+    }
+}
+
+/// Every line Punie wrote to stdout is a JSON-RPC 2.0 message.
+fn stdout_is_json_rpc(record: &Record) -> Result<(), String> {
+    if record.stdout_lines.is_empty() {
+        return Err("Punie wrote nothing to stdout".to_owned());
+    }
+    for line in &record.stdout_lines {
+        let frame: Value = serde_json::from_str(line)
+            .map_err(|e| format!("stdout line is not JSON ({e}): {}", shorten(line, 200)))?;
+        let is_message = frame["jsonrpc"] == "2.0"
+            && (frame.get("method").is_some() || frame.get("id").is_some());
+        if !is_message {
+            return Err(format!(
+                "stdout line is not a JSON-RPC 2.0 message: {}",
+                shorten(line, 200)
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// An assertion known to fail today: prints "known failure: …" while `passes` is false, and
+/// becomes a real assertion once the constant is flipped.
+fn known(passes: bool, what: &str, holds: bool) -> Result<(), String> {
+    if holds {
+        if !passes {
+            eprintln!(
+                "live:   known failure now PASSES, flip its constant in tests/live/cases.rs: {what}"
+            );
+        }
+        Ok(())
+    } else if passes {
+        Err(what.to_owned())
+    } else {
+        eprintln!("live:   known failure: {what}");
+        Ok(())
+    }
+}
+
+fn describe(error: &AcpError) -> String {
+    match &error.data {
+        Some(data) => format!("{} ({data})", error.message),
+        None => error.message.clone(),
+    }
+}
+
+fn lock(shared: &Shared) -> std::sync::MutexGuard<'_, Record> {
+    shared.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn shorten(text: &str, most: usize) -> String {
+    match text.char_indices().nth(most) {
+        Some((at, _)) => format!("{}…", &text[..at]),
+        None => text.to_owned(),
+    }
+}
