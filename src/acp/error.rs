@@ -106,9 +106,8 @@ pub(crate) fn answer<T: JsonRpcResponse>(responder: Responder<T>, result: Result
 /// request's id as JSON text (already checked to be a string or an integer), `None` for `null`.
 pub(crate) fn error_frame(id: Option<&str>, error: RequestError) -> String {
     let error = agent_client_protocol::Error::from(error);
-    let error = serde_json::to_string(&error).unwrap_or_else(|_| {
-        r#"{"code":-32603,"message":"Internal error"}"#.to_owned()
-    });
+    let error = serde_json::to_string(&error)
+        .unwrap_or_else(|_| r#"{"code":-32603,"message":"Internal error"}"#.to_owned());
     format!(
         r#"{{"jsonrpc":"2.0","id":{},"error":{error}}}"#,
         id.unwrap_or("null")
@@ -134,10 +133,10 @@ pub(crate) fn bounded_error_frame(frame: &str) -> Option<String> {
         }
         format!("{}… ({} bytes in all)", &text[..end], text.len())
     };
-    if let Some(serde_json::Value::String(message)) = error.get_mut("message") {
-        if message.len() > ERROR_TEXT_LIMIT {
-            *message = cut(message);
-        }
+    if let Some(serde_json::Value::String(message)) = error.get_mut("message")
+        && message.len() > ERROR_TEXT_LIMIT
+    {
+        *message = cut(message);
     }
     if let Some(data) = error.get_mut("data") {
         let text = match &*data {
@@ -228,7 +227,12 @@ mod tests {
         let value: serde_json::Value = serde_json::from_str(&cut).unwrap();
         assert_eq!(value["id"], 1);
         assert_eq!(value["error"]["code"], -32601);
-        assert!(value["error"]["message"].as_str().unwrap().contains("100018 bytes"));
+        assert!(
+            value["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("100018 bytes")
+        );
         assert_eq!(value["error"]["data"]["bytes"], 100_000);
         assert!(bounded_error_frame(r#"{"jsonrpc":"2.0","id":1,"result":{}}"#).is_none());
     }

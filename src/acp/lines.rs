@@ -224,7 +224,12 @@ where
 {
     let pending = Arc::new(Pending::default());
     let outgoing = Outgoing::new(Destination::Frames(Box::pin(outgoing)), pending.clone());
-    let state = (Box::pin(incoming), VecDeque::new(), outgoing.clone(), pending);
+    let state = (
+        Box::pin(incoming),
+        VecDeque::new(),
+        outgoing.clone(),
+        pending,
+    );
     let incoming = futures::stream::unfold(state, |mut state| async move {
         let (frames, lines, outgoing, pending) = &mut state;
         loop {

@@ -196,7 +196,10 @@ fn refusal(line: &str) -> Result<Option<String>, (Option<String>, RequestError)>
         ));
     }
     if let Some(params) = envelope.params {
-        let structured = matches!(params.get().trim_start().as_bytes().first(), Some(b'{' | b'['));
+        let structured = matches!(
+            params.get().trim_start().as_bytes().first(),
+            Some(b'{' | b'[')
+        );
         if !structured {
             return invalid(format!(
                 r#""params" must be an object or an array, got a {}"#,
@@ -256,7 +259,8 @@ mod tests {
 
     #[test]
     fn what_the_crate_handles_passes_through() {
-        let init = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":1}}"#;
+        let init =
+            r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":1}}"#;
         assert_eq!(forwarded(init).as_deref(), Some("1"));
         let text_id = r#"{"jsonrpc":"2.0","id":"\u0041","method":"x","params":[1]}"#;
         assert_eq!(forwarded(text_id).as_deref(), Some(r#""A""#));
@@ -277,8 +281,14 @@ mod tests {
     #[test]
     fn readable_ids_are_echoed() {
         let cases = [
-            (r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":"x"}"#, json!(1)),
-            (r#"{"jsonrpc":"2.0","id":"s","method":"m","params":3}"#, json!("s")),
+            (
+                r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":"x"}"#,
+                json!(1),
+            ),
+            (
+                r#"{"jsonrpc":"2.0","id":"s","method":"m","params":3}"#,
+                json!("s"),
+            ),
             (r#"{"jsonrpc":"2.0","id":5}"#, json!(5)),
             (r#"{"id":6,"method":"m"}"#, json!(6)),
             (r#"{"jsonrpc":"1.0","id":7,"method":"m"}"#, json!(7)),
@@ -292,7 +302,10 @@ mod tests {
         let big = r#"{"jsonrpc":"2.0","id":123456789012345678901234567890,"method":"m"}"#;
         match check_text(big.to_owned()) {
             Verdict::Answer(frame) => {
-                assert!(frame.contains(r#""id":123456789012345678901234567890"#), "{frame}")
+                assert!(
+                    frame.contains(r#""id":123456789012345678901234567890"#),
+                    "{frame}"
+                )
             }
             other => panic!("{other:?}"),
         }
@@ -303,7 +316,10 @@ mod tests {
         for (id, what) in [("1.5", "fractional"), ("true", "boolean"), ("[1]", "array")] {
             let reply = answer(&format!(r#"{{"jsonrpc":"2.0","id":{id},"method":"m"}}"#));
             assert_eq!(reply["id"], Value::Null);
-            assert!(reply["error"]["message"].as_str().unwrap().contains(what), "{reply}");
+            assert!(
+                reply["error"]["message"].as_str().unwrap().contains(what),
+                "{reply}"
+            );
         }
     }
 
@@ -339,7 +355,10 @@ mod tests {
             response_id(r#"{"jsonrpc":"2.0","id":"a","result":{}}"#).as_deref(),
             Some(r#""a""#)
         );
-        assert_eq!(response_id(r#"{"jsonrpc":"2.0","id":1,"method":"x"}"#), None);
+        assert_eq!(
+            response_id(r#"{"jsonrpc":"2.0","id":1,"method":"x"}"#),
+            None
+        );
         assert_eq!(response_id(r#"{"jsonrpc":"2.0","method":"x"}"#), None);
     }
 }

@@ -57,7 +57,9 @@ async fn serve_socket(state: Arc<ServerState>, socket: WebSocket) {
         .take_while(|frame| std::future::ready(!matches!(frame, Ok(Message::Close(_)))))
         .filter_map(|frame| {
             std::future::ready(match frame {
-                Ok(Message::Text(text)) => Some(Ok(crate::acp::Frame::Text(text.as_str().to_owned()))),
+                Ok(Message::Text(text)) => {
+                    Some(Ok(crate::acp::Frame::Text(text.as_str().to_owned())))
+                }
                 // Binary frames carry the same UTF-8 JSON as text frames (invalid UTF-8 gets the
                 // same parse error as on stdio).
                 Ok(Message::Binary(bytes)) => Some(Ok(crate::acp::Frame::Binary(bytes.to_vec()))),
