@@ -31,6 +31,28 @@ pub(crate) enum RequestError {
     /// The agent refused or failed.
     #[error(transparent)]
     Agent(#[from] AgentError),
+    /// An inbound line that is not UTF-8 (`at`: the offset of the first bad byte).
+    #[error(
+        "Parse error: the line is not UTF-8 (invalid byte at offset {at} of {bytes}); \
+         ACP messages are UTF-8 JSON, one per line"
+    )]
+    NotUtf8 { at: usize, bytes: usize },
+    /// An inbound line too long to repeat whole that is not JSON.
+    #[error("Parse error: {reason} (the line has {bytes} bytes)")]
+    NotJson {
+        reason: String,
+        start: String,
+        bytes: usize,
+    },
+    /// An inbound line longer than the limit; the rest of it is discarded.
+    #[error(
+        "message too long: more than {limit} bytes without a newline (at most {limit} bytes per \
+         message); the rest of that line was discarded"
+    )]
+    LineTooLong { limit: usize },
+    /// A JSON-RPC message that is not a valid request (what is wrong with it).
+    #[error("Invalid request: {0}")]
+    InvalidMessage(String),
 }
 
 impl From<RequestError> for agent_client_protocol::Error {
@@ -53,7 +75,18 @@ impl From<RequestError> for agent_client_protocol::Error {
                 let not_found = wire::Error::session_not_found(id.clone());
                 (not_found.code.into(), not_found.data)
             }
-            RequestError::Agent(AgentError::Busy(_)) => (ErrorCode::INVALID_REQUEST, text()),
+            RequestError::Agent(AgentError::Busy(_)) | RequestError::InvalidMessage(_) => {
+                (ErrorCode::INVALID_REQUEST, text())
+            }
+            RequestError::NotUtf8 { .. } => (ErrorCode::PARSE_ERROR, text()),
+            RequestError::NotJson { start, bytes, .. } => (
+                ErrorCode::PARSE_ERROR,
+                Some(serde_json::json!({ "line": start, "lineBytes": bytes, "truncated": true })),
+            ),
+            RequestError::LineTooLong { limit } => (
+                ErrorCode::INVALID_REQUEST,
+                Some(serde_json::json!({ "limit": limit, "reason": message })),
+            ),
             RequestError::Agent(_) => (ErrorCode::INTERNAL_ERROR, text()),
         };
         agent_client_protocol::Error::new(code, message).data(data)
@@ -67,6 +100,54 @@ pub(crate) fn answer<T: JsonRpcResponse>(responder: Responder<T>, result: Result
     if let Err(error) = responder.respond_with_result(result.map_err(Into::into)) {
         tracing::debug!(%error, "could not answer {method}");
     }
+}
+
+/// A whole JSON-RPC error response for an inbound line Punie answers itself. `id` is the
+/// request's id as JSON text (already checked to be a string or an integer), `None` for `null`.
+pub(crate) fn error_frame(id: Option<&str>, error: RequestError) -> String {
+    let error = agent_client_protocol::Error::from(error);
+    let error = serde_json::to_string(&error)
+        .unwrap_or_else(|_| r#"{"code":-32603,"message":"Internal error"}"#.to_owned());
+    format!(
+        r#"{{"jsonrpc":"2.0","id":{},"error":{error}}}"#,
+        id.unwrap_or("null")
+    )
+}
+
+/// How much of an outgoing error's `message` and `data` is kept (bytes): errors may quote the
+/// request (a method name, a serde message), and an editor should not get 20 MB back.
+pub(crate) const ERROR_TEXT_LIMIT: usize = 1024;
+
+/// `frame` with its error's `message` and `data` cut to [`ERROR_TEXT_LIMIT`] when `frame` is a
+/// big error response; `None` when it needs no change.
+pub(crate) fn bounded_error_frame(frame: &str) -> Option<String> {
+    if frame.len() <= 4 * ERROR_TEXT_LIMIT {
+        return None;
+    }
+    let mut value: serde_json::Value = serde_json::from_str(frame).ok()?;
+    let error = value.get_mut("error")?.as_object_mut()?;
+    let cut = |text: &str| {
+        let mut end = ERROR_TEXT_LIMIT.min(text.len());
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        format!("{}… ({} bytes in all)", &text[..end], text.len())
+    };
+    if let Some(serde_json::Value::String(message)) = error.get_mut("message")
+        && message.len() > ERROR_TEXT_LIMIT
+    {
+        *message = cut(message);
+    }
+    if let Some(data) = error.get_mut("data") {
+        let text = match &*data {
+            serde_json::Value::String(text) => text.clone(),
+            other => other.to_string(),
+        };
+        if text.len() > ERROR_TEXT_LIMIT {
+            *data = serde_json::json!({ "truncated": cut(&text), "bytes": text.len() });
+        }
+    }
+    Some(value.to_string())
 }
 
 #[cfg(test)]
@@ -129,5 +210,30 @@ mod tests {
         });
         assert_eq!(failed["code"], -32603);
         assert_eq!(failed["data"], failed["message"]);
+    }
+
+    #[test]
+    fn big_error_replies_are_cut_small_ones_kept() {
+        let method = "m".repeat(100_000);
+        let frame = format!(
+            r#"{{"jsonrpc":"2.0","id":1,"error":{}}}"#,
+            serde_json::to_string(&agent_client_protocol::Error::from(
+                RequestError::UnknownMethod(method)
+            ))
+            .unwrap()
+        );
+        let cut = bounded_error_frame(&frame).unwrap();
+        assert!(cut.len() < 4 * ERROR_TEXT_LIMIT, "{}", cut.len());
+        let value: serde_json::Value = serde_json::from_str(&cut).unwrap();
+        assert_eq!(value["id"], 1);
+        assert_eq!(value["error"]["code"], -32601);
+        assert!(
+            value["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("100018 bytes")
+        );
+        assert_eq!(value["error"]["data"]["bytes"], 100_000);
+        assert!(bounded_error_frame(r#"{"jsonrpc":"2.0","id":1,"result":{}}"#).is_none());
     }
 }

@@ -1,4 +1,5 @@
-//! `GET /acp`: each WebSocket is one ACP connection, one JSON-RPC message per text frame.
+//! `GET /acp`: each WebSocket is one ACP connection, one JSON-RPC message per frame (text, or
+//! binary holding the same UTF-8).
 //!
 //! The socket's frames are mapped to plain strings here and handed to
 //! [`crate::acp::websocket_transport`], so the protocol layer never sees a WebSocket type.
@@ -56,11 +57,12 @@ async fn serve_socket(state: Arc<ServerState>, socket: WebSocket) {
         .take_while(|frame| std::future::ready(!matches!(frame, Ok(Message::Close(_)))))
         .filter_map(|frame| {
             std::future::ready(match frame {
-                Ok(Message::Text(text)) => Some(Ok(text.as_str().to_owned())),
-                // Binary frames are read as text: a malformed one gets a JSON-RPC parse error.
-                Ok(Message::Binary(bytes)) => {
-                    Some(Ok(String::from_utf8_lossy(&bytes).into_owned()))
+                Ok(Message::Text(text)) => {
+                    Some(Ok(crate::acp::Frame::Text(text.as_str().to_owned())))
                 }
+                // Binary frames carry the same UTF-8 JSON as text frames (invalid UTF-8 gets the
+                // same parse error as on stdio).
+                Ok(Message::Binary(bytes)) => Some(Ok(crate::acp::Frame::Binary(bytes.to_vec()))),
                 Ok(_) => None,
                 Err(error) => Some(Err(io::Error::other(error))),
             })
