@@ -2,8 +2,8 @@
 //! `punie::acp::serve_io` (the whole inbound path an editor's stdio reaches), must leave the agent
 //! answering a following valid `initialize`, and everything it writes back must be JSON-RPC.
 //!
-//! The check is one function of the line, [`agent_still_answers`]; once a line pre-check of its
-//! own exists it can be fuzzed directly beside this end-to-end one.
+//! Each input also goes through `punie::acp::fuzz_inbound_lines` (the line reader and its
+//! pre-check alone, with a small line limit so the too-long path is reached).
 
 #![no_main]
 
@@ -102,11 +102,7 @@ fn agent_still_answers(line: &[u8]) {
 }
 
 fuzz_target!(|data: &[u8]| {
-    // Known bug, reported: a line that is not UTF-8 ends the whole connection (the ACP crate's
-    // line reader fails on it), the first thing this target found. Until the line pre-check in
-    // `src/acp/lines.rs` lands, only UTF-8 lines are fuzzed; delete this guard with that fix.
-    if std::str::from_utf8(data).is_err() {
-        return;
-    }
+    // The line pre-check alone (fast: every split and limit path), then the whole inbound path.
+    punie::acp::fuzz_inbound_lines(data);
     agent_still_answers(data);
 });
