@@ -16,8 +16,11 @@
 //! `[TOOL_REQUEST]…[END_TOOL_REQUEST]`, Mistral `[TOOL_CALLS][…]` and `[TOOL_CALLS]name[ARGS]{…}`.
 
 mod body;
+mod candidate;
+mod lenient;
 mod parse;
 mod scan;
+mod shapes;
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -290,5 +293,7 @@ impl MarkupFilter {
     }
 }
 
+#[cfg(test)]
+mod shape_tests;
 #[cfg(test)]
 pub(crate) mod tests;
