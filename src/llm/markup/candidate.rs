@@ -126,7 +126,8 @@ impl CandidateScanner {
                     if byte == b'\n' {
                         self.phase = Phase::FenceLead;
                     } else if len < MAX_INFO
-                        && (byte.is_ascii_alphanumeric() || matches!(byte, b'_' | b'-' | b'+' | b' '))
+                        && (byte.is_ascii_alphanumeric()
+                            || matches!(byte, b'_' | b'-' | b'+' | b' '))
                     {
                         self.phase = Phase::FenceInfo { len: len + 1 };
                     } else {
@@ -214,9 +215,11 @@ impl CandidateScanner {
                 }
                 Phase::AfterJson { backticks } => match byte {
                     b'`' if backticks == 2 => return self.end(index + 1),
-                    b'`' => self.phase = Phase::AfterJson {
-                        backticks: backticks + 1,
-                    },
+                    b'`' => {
+                        self.phase = Phase::AfterJson {
+                            backticks: backticks + 1,
+                        }
+                    }
                     _ if backticks > 0 => return self.end(self.json_end),
                     b'{' | b'[' => {
                         // Another value in the same fence.

@@ -281,7 +281,9 @@ mod tests {
     #[test]
     fn what_small_models_write() {
         assert_eq!(
-            one("{'name': 'grep', 'arguments': {'pattern': 'it\\'s', 'hidden': False, 'max': None, 'regex': True,},}"),
+            one(
+                "{'name': 'grep', 'arguments': {'pattern': 'it\\'s', 'hidden': False, 'max': None, 'regex': True,},}"
+            ),
             Some(
                 json!({"name": "grep", "arguments": {"pattern": "it's", "hidden": false, "max": null, "regex": true}})
             )

@@ -59,8 +59,8 @@ fn seen(tools: &[ToolSpec], chunks: &[&str]) -> Vec<Seen> {
                 }
             }
             ModelEvent::ToolCall(call) => {
-                let arguments = serde_json::from_str(&call.arguments)
-                    .unwrap_or(Value::String(call.arguments));
+                let arguments =
+                    serde_json::from_str(&call.arguments).unwrap_or(Value::String(call.arguments));
                 out.push(Seen::Call(call.name, arguments));
             }
             _ => {}

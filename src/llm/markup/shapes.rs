@@ -115,7 +115,8 @@ fn named(
     let arguments = match arguments {
         Some(arguments) => arguments_text(arguments),
         None => {
-            let bare = object.len() == 1 + others.iter().filter(|k| object.contains_key(**k)).count();
+            let bare =
+                object.len() == 1 + others.iter().filter(|k| object.contains_key(**k)).count();
             if !bare || resolve_name(name, tools).is_none() {
                 return None;
             }
@@ -253,7 +254,11 @@ mod tests {
             json!("grep"),
         ] {
             assert_eq!(call_in(&value, &tools), None, "{value}");
-            assert_eq!(calls_in(&[value.clone()], &tools), vec![], "{value}");
+            assert_eq!(
+                calls_in(std::slice::from_ref(&value), &tools),
+                vec![],
+                "{value}"
+            );
         }
         // One value that is no call makes the lot an answer.
         assert_eq!(
