@@ -1,6 +1,7 @@
 //! The bodies of tool calls written as text, read into calls: Hermes JSON (arguments as an
 //! object or as a JSON string), Qwen3-Coder's `<function=…><parameter=…>` with values typed by
-//! the tool's JSON Schema, LM Studio's `[TOOL_REQUEST]` JSON, and both Mistral forms.
+//! the tool's JSON Schema, LM Studio's `[TOOL_REQUEST]` JSON, both Mistral forms, and calls in
+//! wrappers not made for them (`<tool_response>`, `<function_call>`, `<|python_tag|>`).
 //!
 //! Small local models get the JSON slightly wrong often enough to matter: a brace too many or
 //! too few is repaired; anything else that still names a tool becomes a call whose arguments are
