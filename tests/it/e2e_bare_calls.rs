@@ -173,3 +173,18 @@ async fn json_that_is_no_call_is_the_answer() {
     assert_eq!(record.message_text(), answer);
     assert_eq!(server.requests().len(), 1);
 }
+
+#[tokio::test]
+async fn a_bare_name_of_a_tool_that_needs_arguments_is_told_which() {
+    let server = FakeModelServer::start().await;
+    let (stop, record, _dir) =
+        turn(&server, Reply::text("<tool_response>grep</tool_response>")).await;
+    assert_eq!(stop, StopReason::EndTurn);
+    let record = record.lock().unwrap();
+    assert_eq!(record.message_text(), "Done.");
+    let result = tool_result(&server);
+    assert!(
+        result.starts_with("Error:") && result.contains("pattern"),
+        "the model is told the missing field: {result}"
+    );
+}

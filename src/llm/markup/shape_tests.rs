@@ -241,6 +241,7 @@ fn json_that_is_no_call_stays_text_byte_for_byte() {
         "Use `{` and `[` and ``` in prose.",
         "{\"name\": \"grep\", \"arguments\": {\"pattern\": x}} is broken",
         "[TOOL_REQUESTED] [TOOL_ and [",
+        "A tool is declared like this:\n```json\n{\"type\": \"function\", \"function\": {\"name\": \"get_weather\", \"description\": \"Weather\", \"parameters\": {\"type\": \"object\"}}}\n```",
     ] {
         assert_eq!(read(&tools, answer), vec![text(answer)], "{answer}");
     }

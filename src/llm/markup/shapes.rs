@@ -109,7 +109,9 @@ fn named(
     id: Option<String>,
 ) -> Option<TextCall> {
     let name = name.trim();
-    if name.is_empty() || name.len() > 128 {
+    // `{"name", "description", "parameters"}` describes a tool (a model echoing its tool list,
+    // or showing how tools are declared): no call.
+    if name.is_empty() || name.len() > 128 || object.contains_key("description") {
         return None;
     }
     let arguments = match arguments {
@@ -246,6 +248,8 @@ mod tests {
         for value in [
             json!({"name": "my-app", "version": "1.0.0", "scripts": {"test": "jest"}}),
             json!({"name": "grep", "description": "Search files"}),
+            json!({"name": "grep", "description": "Search", "parameters": {"type": "object"}}),
+            json!({"type": "function", "function": {"name": "get_weather", "description": "Weather", "parameters": {"type": "object", "properties": {}}}}),
             json!({"name": "unknown_tool"}),
             json!({"name": "", "arguments": {}}),
             json!({"pattern": "x"}),
