@@ -58,6 +58,9 @@ fn fixtures() -> Vec<(&'static str, &'static [u8])> {
         fixture!("text_tools/split_tags.sse"),
         fixture!("text_tools/think_opened_by_template.sse"),
         fixture!("text_tools/unreadable_markup.sse"),
+        fixture!("text_tools/bare_json_llama_cpp.sse"),
+        fixture!("text_tools/fenced_json_llama_cpp.sse"),
+        fixture!("text_tools/tool_response_name_llama_cpp.sse"),
         fixture!("failures/cut_before_done.sse"),
         fixture!("failures/cut_before_content.sse"),
         fixture!("failures/in_stream_error.sse"),
@@ -270,7 +273,7 @@ proptest! {
 
     #[test]
     fn any_cut_of_the_bytes_and_the_text_reads_the_same(
-        which in 0..37usize,
+        which in 0..40usize,
         byte_cuts in proptest::collection::vec(any::<usize>(), 0..10),
         text_cuts in proptest::collection::vec(any::<usize>(), 0..10),
         offer_tools in any::<bool>(),

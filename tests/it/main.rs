@@ -19,6 +19,7 @@ mod cli_init;
 mod cli_stdio;
 mod context_budget;
 mod e2e_acp;
+mod e2e_bare_calls;
 mod e2e_discovery;
 mod e2e_models;
 mod e2e_wire;

@@ -19,15 +19,25 @@ pub(crate) enum CallKind {
     ToolRequest,
     /// Mistral: `[TOOL_CALLS][{"name": …, "arguments": …}, …]` or `[TOOL_CALLS]name[ARGS]{…}`.
     ToolCalls,
+    /// A call written inside the tag of a tool's result, as small models confuse the two:
+    /// `<tool_response>{…}</tool_response>`, or `<tool_response>NAME</tool_response>`.
+    ToolResponse,
+    /// `<function_call>{…}</function_call>`, an older OpenAI-style wrapper.
+    FunctionCall,
+    /// Llama 3.1's `<|python_tag|>{…}`, ended by its JSON.
+    PythonTag,
 }
 
 impl CallKind {
     /// Every dialect, in the order their start tags are looked for.
-    pub(crate) const ALL: [CallKind; 4] = [
+    pub(crate) const ALL: [CallKind; 7] = [
         CallKind::ToolCall,
         CallKind::Function,
         CallKind::ToolRequest,
         CallKind::ToolCalls,
+        CallKind::ToolResponse,
+        CallKind::FunctionCall,
+        CallKind::PythonTag,
     ];
 
     /// The text that opens a call of this kind.
@@ -37,7 +47,28 @@ impl CallKind {
             CallKind::Function => "<function=",
             CallKind::ToolRequest => "[TOOL_REQUEST]",
             CallKind::ToolCalls => "[TOOL_CALLS]",
+            CallKind::ToolResponse => "<tool_response>",
+            CallKind::FunctionCall => "<function_call>",
+            CallKind::PythonTag => "<|python_tag|>",
         }
+    }
+
+    /// What the log calls this shape of call.
+    pub(crate) fn shape(self) -> &'static str {
+        match self {
+            CallKind::ToolCall => "tool_call_tag",
+            CallKind::Function => "qwen3_coder_function",
+            CallKind::ToolRequest => "lm_studio_tool_request",
+            CallKind::ToolCalls => "mistral_tool_calls",
+            CallKind::ToolResponse => "tool_response_tag",
+            CallKind::FunctionCall => "function_call_tag",
+            CallKind::PythonTag => "python_tag",
+        }
+    }
+
+    /// Whether the body may be a bare tool name (a call with no arguments).
+    fn takes_bare_name(self) -> bool {
+        matches!(self, CallKind::ToolResponse | CallKind::FunctionCall)
     }
 
     /// The text that closes a call of this kind (Mistral's calls end with their JSON).
@@ -46,7 +77,9 @@ impl CallKind {
             CallKind::ToolCall => Some("</tool_call>"),
             CallKind::Function => Some("</function>"),
             CallKind::ToolRequest => Some("[END_TOOL_REQUEST]"),
-            CallKind::ToolCalls => None,
+            CallKind::ToolResponse => Some("</tool_response>"),
+            CallKind::FunctionCall => Some("</function_call>"),
+            CallKind::ToolCalls | CallKind::PythonTag => None,
         }
     }
 }
@@ -68,29 +101,31 @@ pub(crate) enum BodyEnd {
     NotACall,
 }
 
-/// The end of one JSON object or array, byte by byte.
+/// The end of one JSON object or array, byte by byte. Strings may be in single quotes too, as
+/// models write Python's dicts for JSON.
 #[derive(Clone, Debug, Default)]
-struct JsonEnd {
+pub(crate) struct JsonEnd {
     depth: usize,
-    in_string: bool,
+    /// The quote of the string being read, if any.
+    quote: Option<u8>,
     escaped: bool,
 }
 
 impl JsonEnd {
     /// Takes one byte; true when it closes the outermost value.
-    fn feed(&mut self, byte: u8) -> bool {
-        if self.in_string {
+    pub(crate) fn feed(&mut self, byte: u8) -> bool {
+        if let Some(quote) = self.quote {
             if self.escaped {
                 self.escaped = false;
             } else if byte == b'\\' {
                 self.escaped = true;
-            } else if byte == b'"' {
-                self.in_string = false;
+            } else if byte == quote {
+                self.quote = None;
             }
             return false;
         }
         match byte {
-            b'"' => self.in_string = true,
+            b'"' | b'\'' => self.quote = Some(byte),
             b'{' | b'[' => self.depth += 1,
             b'}' | b']' => {
                 self.depth = self.depth.saturating_sub(1);
@@ -118,6 +153,8 @@ enum Phase {
     ArgsLead,
     /// Something unusual after a name that is known: everything to the end is the arguments.
     Rest,
+    /// A bare tool name, up to the end tag.
+    BareName,
 }
 
 /// The longest token the scanner looks for (`[END_TOOL_REQUEST]`).
@@ -199,12 +236,24 @@ impl BodyScanner {
                             self.name_len = 1;
                             Phase::Name
                         }
+                        (
+                            CallKind::ToolResponse | CallKind::FunctionCall | CallKind::PythonTag,
+                            b'{' | b'[',
+                        ) => {
+                            let mut json = JsonEnd::default();
+                            json.feed(byte);
+                            Phase::Json(json)
+                        }
+                        (kind, byte) if kind.takes_bare_name() && is_name_byte(byte) => {
+                            self.name_len = 1;
+                            Phase::BareName
+                        }
                         _ => return BodyEnd::NotACall,
                     };
                 }
                 Phase::Json(json) => {
                     if json.feed(byte) {
-                        if self.kind == CallKind::ToolCalls {
+                        if self.kind.end_tag().is_none() {
                             return BodyEnd::End {
                                 content_end: index + 1,
                                 consumed_end: index + 1,
@@ -259,6 +308,21 @@ impl BodyScanner {
                     };
                 }
                 Phase::Rest => {}
+                Phase::BareName => {
+                    if let Some(tag) = self.kind.end_tag()
+                        && self.window.ends_with(tag.as_bytes())
+                    {
+                        return end(tag);
+                    }
+                    self.name_len += 1;
+                    // A name, white space, and the end tag's bytes: anything else is prose.
+                    let tag_byte = matches!(byte, b'<' | b'/' | b'>');
+                    if self.name_len > MAX_NAME + WINDOW
+                        || !(is_name_byte(byte) || byte.is_ascii_whitespace() || tag_byte)
+                    {
+                        return BodyEnd::NotACall;
+                    }
+                }
             }
         }
         BodyEnd::More

@@ -13,11 +13,18 @@
 //! structured `tool_calls` in that answer: if it does, markup already read is given back as
 //! text. Recognised dialects: Hermes/Qwen `<tool_call>{…}</tool_call>`, Qwen3-Coder
 //! `<tool_call><function=…>…</function></tool_call>` (also without the wrapper), LM Studio
-//! `[TOOL_REQUEST]…[END_TOOL_REQUEST]`, Mistral `[TOOL_CALLS][…]` and `[TOOL_CALLS]name[ARGS]{…}`.
+//! `[TOOL_REQUEST]…[END_TOOL_REQUEST]`, Mistral `[TOOL_CALLS][…]` and `[TOOL_CALLS]name[ARGS]{…}`;
+//! and the shapes small models write outside any tags: call-shaped JSON (bare, or in a
+//! ```` ```json ```` fence, loose as it may be), calls inside `<tool_response>`,
+//! `<function_call>` or `<|python_tag|>`, and a bare tool name in `<tool_response>` (see
+//! `specs/tool-calls.md`).
 
 mod body;
+mod candidate;
+mod lenient;
 mod parse;
 mod scan;
+mod shapes;
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -87,7 +94,8 @@ impl LeadingThoughts {
 
 /// Turns inline markup of one answer into events: `<think>…</think>` into thoughts and, when
 /// the request offered tools, tool calls written as text (Hermes/Qwen `<tool_call>`, Qwen3-Coder
-/// `<function=…>`, LM Studio `[TOOL_REQUEST]`, Mistral `[TOOL_CALLS]`) into tool calls.
+/// `<function=…>`, LM Studio `[TOOL_REQUEST]`, Mistral `[TOOL_CALLS]`, call-shaped JSON with no
+/// tags) into tool calls.
 ///
 /// Feed it every item of the answer's stream with [`MarkupFilter::push`], in order, and then
 /// [`MarkupFilter::end`] if the stream ended without [`ModelEvent::Finished`] or an error; or let
@@ -290,5 +298,7 @@ impl MarkupFilter {
     }
 }
 
+#[cfg(test)]
+mod shape_tests;
 #[cfg(test)]
 pub(crate) mod tests;

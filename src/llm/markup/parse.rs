@@ -1,6 +1,7 @@
 //! The bodies of tool calls written as text, read into calls: Hermes JSON (arguments as an
 //! object or as a JSON string), Qwen3-Coder's `<function=…><parameter=…>` with values typed by
-//! the tool's JSON Schema, LM Studio's `[TOOL_REQUEST]` JSON, and both Mistral forms.
+//! the tool's JSON Schema, LM Studio's `[TOOL_REQUEST]` JSON, both Mistral forms, and calls in
+//! wrappers not made for them (`<tool_response>`, `<function_call>`, `<|python_tag|>`).
 //!
 //! Small local models get the JSON slightly wrong often enough to matter: a brace too many or
 //! too few is repaired; anything else that still names a tool becomes a call whose arguments are
@@ -10,6 +11,7 @@
 use serde_json::{Map, Number, Value};
 
 use super::body::CallKind;
+use super::{lenient, shapes};
 use crate::llm::ToolSpec;
 
 /// One call read from text.
@@ -35,38 +37,46 @@ pub(crate) fn parse_body(kind: CallKind, body: &str, tools: &[ToolSpec]) -> Vec<
             .into_iter()
             .collect(),
         CallKind::ToolCalls if !trimmed.starts_with(['[', '{']) => {
-            parse_mistral_name_form(trimmed).into_iter().collect()
+            parse_mistral_name_form(trimmed, tools)
+                .into_iter()
+                .collect()
         }
-        _ => parse_json_calls(trimmed),
+        // Wrappers that are not made for calls hold one only when it is call-shaped, or names
+        // an offered tool.
+        CallKind::ToolResponse | CallKind::FunctionCall | CallKind::PythonTag => {
+            if trimmed.starts_with(['[', '{']) {
+                shapes::calls_in(&lenient::leading_values(trimmed), tools)
+            } else {
+                bare_name_call(trimmed, tools).into_iter().collect()
+            }
+        }
+        _ => parse_json_calls(trimmed, tools),
     }
 }
 
-/// Calls written as JSON: one object, several objects in a row, or an array of objects.
-fn parse_json_calls(text: &str) -> Vec<TextCall> {
-    let mut values = leading_values(text);
-    if values.is_empty() {
-        // A closing brace or two forgotten at the end.
-        for missing in ["}", "}}", "]", "}]", "}}]"] {
-            values = leading_values(&format!("{text}{missing}"));
-            if !values.is_empty() {
-                break;
-            }
-        }
-    }
-    if values.is_empty() && !text.contains('"') && text.contains('\'') {
-        // A Python dict, as very small models sometimes write.
-        let json = text
-            .replace('\'', "\"")
-            .replace("True", "true")
-            .replace("False", "false")
-            .replace("None", "null");
-        values = leading_values(&json);
-    }
+/// `<tool_response>NAME</tool_response>`: a call with no arguments to an offered tool (if the
+/// tool needs some, it says which when the call is checked).
+fn bare_name_call(text: &str, tools: &[ToolSpec]) -> Option<TextCall> {
+    let name = shapes::resolve_name(text, tools)?;
+    Some(TextCall {
+        name: name.to_owned(),
+        arguments: "{}".to_owned(),
+        id: None,
+    })
+}
+
+/// Calls written as JSON: one object, several objects in a row, or an array of objects, read
+/// leniently (single quotes, trailing commas, Python literals, braces forgotten at the end).
+fn parse_json_calls(text: &str, tools: &[ToolSpec]) -> Vec<TextCall> {
+    let values = lenient::leading_values(text);
     let calls: Vec<TextCall> = values
         .iter()
         .flat_map(|value| match value {
-            Value::Array(items) => items.iter().filter_map(call_from_value).collect::<Vec<_>>(),
-            other => call_from_value(other).into_iter().collect(),
+            Value::Array(items) => items
+                .iter()
+                .filter_map(|item| call_from_value(item, tools))
+                .collect::<Vec<_>>(),
+            other => call_from_value(other, tools).into_iter().collect(),
         })
         .collect();
     if !calls.is_empty() {
@@ -75,7 +85,7 @@ fn parse_json_calls(text: &str) -> Vec<TextCall> {
     // Broken beyond repair: a call with the raw text, if a name can be found.
     match json_name(text) {
         Some(name) => vec![TextCall {
-            name,
+            name: shapes::canonical_name(&name, tools),
             arguments: text.to_owned(),
             id: None,
         }],
@@ -83,41 +93,16 @@ fn parse_json_calls(text: &str) -> Vec<TextCall> {
     }
 }
 
-/// The JSON values `text` starts with, up to the first thing that is not one (trailing junk,
-/// such as a brace too many, is ignored).
-fn leading_values(text: &str) -> Vec<Value> {
-    serde_json::Deserializer::from_str(text)
-        .into_iter::<Value>()
-        .map_while(Result::ok)
-        .collect()
-}
-
-/// A call from `{"name": …, "arguments": …}` (or `"parameters"`, or OpenAI's
-/// `{"function": {…}}` shape).
-fn call_from_value(value: &Value) -> Option<TextCall> {
-    let object = value.as_object()?;
-    if let Some(function) = object.get("function").filter(|f| f.is_object())
-        && !object.contains_key("name")
-    {
-        let mut call = call_from_value(function)?;
-        if call.id.is_none() {
-            call.id = object.get("id").and_then(Value::as_str).map(str::to_owned);
-        }
+/// A call from any object with a name inside call tags: the tags already say it is a call.
+fn call_from_value(value: &Value, tools: &[ToolSpec]) -> Option<TextCall> {
+    if let Some(call) = shapes::call_in(value, tools) {
         return Some(call);
     }
+    let object = value.as_object()?;
     let name = object.get("name")?.as_str()?.trim();
-    if name.is_empty() {
-        return None;
-    }
-    let arguments = match object.get("arguments").or_else(|| object.get("parameters")) {
-        None | Some(Value::Null) => "{}".to_owned(),
-        // Arguments as a JSON string: its content, valid or not.
-        Some(Value::String(text)) => text.clone(),
-        Some(other) => other.to_string(),
-    };
-    Some(TextCall {
-        name: name.to_owned(),
-        arguments,
+    (!name.is_empty()).then(|| TextCall {
+        name: shapes::canonical_name(name, tools),
+        arguments: "{}".to_owned(),
         id: object
             .get("id")
             .and_then(Value::as_str)
@@ -146,7 +131,7 @@ fn json_name(text: &str) -> Option<String> {
 
 /// Mistral's newer form: `name[ARGS]{…}`, possibly `name[CALL_ID]id[ARGS]{…}` (without
 /// `[ARGS]`, a word after `[TOOL_CALLS]` is no call).
-fn parse_mistral_name_form(text: &str) -> Option<TextCall> {
+fn parse_mistral_name_form(text: &str, tools: &[ToolSpec]) -> Option<TextCall> {
     let (head, arguments) = text.split_once("[ARGS]")?;
     let (name, id) = match head.split_once("[CALL_ID]") {
         Some((name, id)) => (name.trim(), Some(id.trim())),
@@ -157,7 +142,7 @@ fn parse_mistral_name_form(text: &str) -> Option<TextCall> {
     }
     let arguments = arguments.trim();
     Some(TextCall {
-        name: name.to_owned(),
+        name: shapes::canonical_name(name, tools),
         arguments: if arguments.is_empty() {
             "{}".to_owned()
         } else {
@@ -176,6 +161,7 @@ fn parse_function(text: &str, tools: &[ToolSpec]) -> Option<TextCall> {
     if name.is_empty() || name.contains(char::is_whitespace) {
         return None;
     }
+    let name = shapes::canonical_name(name, tools);
     let schema = tools
         .iter()
         .find(|tool| tool.name == name)
@@ -206,7 +192,7 @@ fn parse_function(text: &str, tools: &[ToolSpec]) -> Option<TextCall> {
             .unwrap_or(&value_and_more[value_end..]);
     }
     Some(TextCall {
-        name: name.to_owned(),
+        name,
         arguments: Value::Object(arguments).to_string(),
         id: None,
     })
@@ -331,7 +317,7 @@ mod tests {
                 r#"{"name": "read_file", "arguments": "{\"path\": \"a\"}"}"#,
                 &[]
             ),
-            vec![call("read_file", r#"{"path": "a"}"#)]
+            vec![call("read_file", r#"{"path":"a"}"#)]
         );
         assert_eq!(
             parse_body(

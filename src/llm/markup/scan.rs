@@ -17,7 +17,9 @@
 use std::sync::Arc;
 
 use super::body::{BodyEnd, BodyScanner, CallKind};
+use super::candidate::{CandidateEnd, CandidateScanner};
 use super::parse::{TextCall, parse_body};
+use super::{lenient, shapes};
 use crate::llm::ToolSpec;
 
 /// One piece of the scanned content.
@@ -52,7 +54,16 @@ enum Tag {
     ThinkOpen,
     ThinkClose,
     Call(CallKind),
+    /// Where a call written as bare JSON may start: `{`, `[`, or a fence (`true`).
+    Candidate(&'static str, bool),
 }
+
+/// The starts of bare JSON calls, looked for after the tags (a tag wins at the same place).
+const CANDIDATES: [Tag; 3] = [
+    Tag::Candidate("{", false),
+    Tag::Candidate("[", false),
+    Tag::Candidate("```", true),
+];
 
 impl Tag {
     fn text(self) -> &'static str {
@@ -60,12 +71,13 @@ impl Tag {
             Tag::ThinkOpen => "<think>",
             Tag::ThinkClose => "</think>",
             Tag::Call(kind) => kind.start_tag(),
+            Tag::Candidate(text, _) => text,
         }
     }
 }
 
-/// The longest tag looked for outside calls (`[TOOL_REQUEST]`).
-const MAX_TAG: usize = 14;
+/// The longest tag looked for outside calls (`<tool_response>`).
+const MAX_TAG: usize = 15;
 
 /// How much leading text is held, at most, waiting to learn whether it is a thought. Past this
 /// it is taken as text (it is a memory bound: a model whose thoughts run longer than this is
@@ -81,6 +93,11 @@ enum Mode {
     Call {
         kind: CallKind,
         body: BodyScanner,
+    },
+    /// JSON that may be a call written with no tags.
+    Candidate {
+        fenced: bool,
+        scanner: CandidateScanner,
     },
 }
 
@@ -158,6 +175,9 @@ impl Scanner {
             self.mode = Mode::Text;
             self.emit_text(kind.start_tag());
         }
+        if let Mode::Candidate { .. } = self.mode {
+            self.mode = Mode::Text;
+        }
         self.run(false);
     }
 
@@ -225,6 +245,9 @@ impl Scanner {
                 }
                 Mode::Text => {
                     let mut tags: Vec<Tag> = self.call_tags().collect();
+                    if self.tools.is_some() {
+                        tags.extend(CANDIDATES);
+                    }
                     // Looked for also where it is text, because meeting it matters (see below).
                     if !self.seen_text || !self.think_seen {
                         tags.push(Tag::ThinkOpen);
@@ -242,8 +265,24 @@ impl Scanner {
                         self.emit_text(&text);
                         return;
                     };
+                    if let Tag::Candidate(..) = tag
+                        && !at_end
+                        && self.could_be_a_tag(at)
+                    {
+                        // `[TOOL_` may still become `[TOOL_CALLS]`: wait to know.
+                        let before: String = self.buf.drain(..at).collect();
+                        self.emit_text(&before);
+                        return;
+                    }
                     let before: String = self.buf.drain(..at).collect();
                     self.emit_text(&before);
+                    if let Tag::Candidate(_, fenced) = tag {
+                        self.mode = Mode::Candidate {
+                            fenced,
+                            scanner: CandidateScanner::new(fenced),
+                        };
+                        continue;
+                    }
                     self.buf.drain(..tag.text().len());
                     match tag {
                         Tag::ThinkOpen if !self.seen_text => {
@@ -269,6 +308,7 @@ impl Scanner {
                                 body: BodyScanner::new(kind),
                             };
                         }
+                        Tag::Candidate(..) => unreachable!("candidates start above"),
                     }
                 }
                 Mode::Thought => {
@@ -292,6 +332,15 @@ impl Scanner {
                             return;
                         }
                     }
+                }
+                Mode::Candidate { fenced, scanner } => {
+                    let fenced = *fenced;
+                    let end = match scanner.scan(&self.buf) {
+                        CandidateEnd::More if !at_end => return,
+                        CandidateEnd::More => scanner.at_end(&self.buf),
+                        other => other,
+                    };
+                    self.end_candidate(fenced, end);
                 }
                 Mode::Call { kind, body } => {
                     let kind = *kind;
@@ -322,6 +371,55 @@ impl Scanner {
         }
     }
 
+    /// Whether the text held from `at` is the start of a tag (not yet whole).
+    fn could_be_a_tag(&self, at: usize) -> bool {
+        let rest = &self.buf[at..];
+        self.call_tags()
+            .any(|tag| tag.text().len() > rest.len() && tag.text().starts_with(rest))
+    }
+
+    fn end_candidate(&mut self, fenced: bool, end: CandidateEnd) {
+        let CandidateEnd::End {
+            json_start,
+            json_end,
+            consumed_end,
+        } = end
+        else {
+            if let CandidateEnd::NotACall { text_len } = end {
+                let text: String = self.buf.drain(..text_len).collect();
+                self.mode = Mode::Text;
+                self.emit_text(&text);
+            }
+            return;
+        };
+        let tools = self.tools.clone().unwrap_or_else(|| Arc::from(Vec::new()));
+        let calls = lenient::all_values(&self.buf[json_start..json_end])
+            .map(|values| shapes::calls_in(&values, &tools))
+            .unwrap_or_default();
+        let raw: String = self.buf.drain(..consumed_end).collect();
+        self.mode = Mode::Text;
+        if calls.is_empty() {
+            // JSON, but no call: an answer, shown as it was written.
+            self.emit_text(&raw);
+            return;
+        }
+        let shape = if fenced { "fenced_json" } else { "bare_json" };
+        self.log_calls(shape, &calls);
+        self.out.push(Piece::Calls { calls, raw });
+        // The white space around a call written without tags is no answer.
+        self.strip_leading = true;
+    }
+
+    fn log_calls(&self, shape: &'static str, calls: &[TextCall]) {
+        for call in calls {
+            let offered = self
+                .tools
+                .as_ref()
+                .is_some_and(|tools| tools.iter().any(|tool| tool.name == call.name));
+            tracing::info!(shape, tool = %call.name, offered, "tool call read from the answer's text");
+        }
+    }
+
     fn end_call(&mut self, kind: CallKind, content_end: usize, consumed_end: usize) {
         let tools = self.tools.clone().unwrap_or_else(|| Arc::from(Vec::new()));
         let calls = parse_body(kind, &self.buf[..content_end], &tools);
@@ -332,6 +430,7 @@ impl Scanner {
             // Names no tool: it was text after all.
             self.emit_text(&raw);
         } else {
+            self.log_calls(kind.shape(), &calls);
             self.out.push(Piece::Calls { calls, raw });
         }
     }

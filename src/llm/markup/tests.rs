@@ -306,6 +306,11 @@ fn fragment() -> impl Strategy<Value = String> {
         Just("[TOOL_CALLS]read_file[ARGS]{\"path\": \"e\"}".to_owned()),
         Just("<tool_call>{\"name\": \"read_file\", \"arguments\": {\"path\": broken}</tool_call>".to_owned()),
         Just("<tool_call> is a tag ".to_owned()),
+        Just("{\"name\": \"read_file\", \"arguments\": {'path': 'f',}}".to_owned()),
+        Just("```json\n[{\"function\": {\"name\": \"functions.read_file\", \"arguments\": \"{}\"}}]\n```\n".to_owned()),
+        Just("<tool_response>read_file</tool_response>".to_owned()),
+        Just("{\"name\": \"my-app\", \"version\": \"1\"} ".to_owned()),
+        Just("```".to_owned()),
         "[a-z <>\\[\\]/{}\"\n]{0,12}",
     ]
 }
