@@ -22,6 +22,7 @@ mod e2e_acp;
 mod e2e_discovery;
 mod e2e_models;
 mod e2e_wire;
+mod hostile_model;
 mod library_api;
 mod llm_client;
 mod llm_server;
