@@ -106,11 +106,11 @@ pub struct Cli {
 
     /// Seconds to wait for the model's next token once its answer has begun (keep-alive
     /// comments do not count).
-    #[arg(long, env = "PUNIE_IDLE_TIMEOUT", global = true, default_value_t = 120, value_parser = clap::value_parser!(u64).range(1..), value_name = "SECONDS")]
+    #[arg(long, env = "PUNIE_IDLE_TIMEOUT", global = true, default_value_t = 120, value_parser = clap::value_parser!(u64).range(1..), value_name = "SECS")]
     pub idle_timeout: u64,
 
     /// Seconds one prompt turn may take in all before it is stopped.
-    #[arg(long, env = "PUNIE_TURN_TIMEOUT", global = true, default_value_t = 1800, value_parser = clap::value_parser!(u64).range(1..), value_name = "SECONDS")]
+    #[arg(long, env = "PUNIE_TURN_TIMEOUT", global = true, default_value_t = 1800, value_parser = clap::value_parser!(u64).range(1..), value_name = "SECS")]
     pub turn_timeout: u64,
 
     /// The config file with per-model settings (default: the platform config dir's

@@ -267,7 +267,7 @@ impl StreamReader {
         let (seconds, phase, advice) = if self.started {
             (
                 self.timeouts.idle,
-                "waiting for the next token; keep-alive comments and empty chunks do not count",
+                "waiting for the next chunk; keep-alive comments and empty chunks do not count",
                 " — Punie's idle limit between tokens; if the model is really this slow, raise it \
                  with --idle-timeout SECONDS (PUNIE_IDLE_TIMEOUT)",
             )
