@@ -24,6 +24,9 @@ pub struct AgentConfig {
     pub command_timeout: Duration,
     /// The context window to assume when the model server does not report one.
     pub context_size: Option<u32>,
+    /// The longest a prompt turn may take, so a model server that trickles its answer cannot
+    /// hold a turn for ever. Checked while the turn waits for the model. Default 30 min.
+    pub turn_timeout: Duration,
 }
 
 impl Default for AgentConfig {
@@ -38,6 +41,7 @@ impl Default for AgentConfig {
             bad_tool_call_retries: 3,
             command_timeout: Duration::from_secs(120),
             context_size: None,
+            turn_timeout: Duration::from_secs(30 * 60),
         }
     }
 }

@@ -27,6 +27,14 @@ pub enum AgentError {
     /// [`LlmError::UnknownModel`], which lists what the server has).
     #[error(transparent)]
     InvalidModel(LlmError),
+    /// The turn ran past [`AgentConfig::turn_timeout`](super::AgentConfig::turn_timeout).
+    #[error(
+        "the turn was stopped after {seconds} s, Punie's limit for one prompt turn — if the model really needs longer, raise it with --turn-timeout SECONDS (PUNIE_TURN_TIMEOUT)"
+    )]
+    TurnTimeout {
+        /// The limit, in seconds.
+        seconds: u64,
+    },
     /// Even after compacting the history, the request does not fit the context window.
     #[error(
         "the conversation needs about {needed} tokens but the model's context window is {window} tokens, even after compacting the history — start a new session, or load the model with a larger context (llama-server -c, Ollama num_ctx, LM Studio's context length) and pass --context-size"

@@ -31,6 +31,31 @@ async fn unless_cancelled<F: Future>(cancel: &CancellationToken, future: F) -> O
     }
 }
 
+/// The most bytes of text one message or thought chunk sent to the editor carries: a server
+/// may send a delta of megabytes, which editors render badly in one piece.
+const MAX_CHUNK_BYTES: usize = 16 * 1024;
+
+/// `text` in pieces of at most `max` bytes (at least one character each), cut on character
+/// boundaries.
+fn pieces(text: &str, max: usize) -> impl Iterator<Item = &str> {
+    let mut rest = text;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let mut cut = max.min(rest.len());
+        while !rest.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        if cut == 0 {
+            cut = rest.chars().next().map_or(rest.len(), char::len_utf8);
+        }
+        let (piece, tail) = rest.split_at(cut);
+        rest = tail;
+        Some(piece)
+    })
+}
+
 /// What one model request produced.
 #[derive(Default)]
 struct Answer {
@@ -64,6 +89,14 @@ fn dropped_calls_note(asked: usize, dropped: usize) -> String {
          ran and the other {dropped} were NOT run. Look at these results first, then call again \
          only what you still need.]"
     )
+}
+
+/// Why waiting for a model answer failed.
+enum ModelWait {
+    /// The model failed.
+    Failed(LlmError),
+    /// The turn ran out of time ([`AgentConfig::turn_timeout`]).
+    PastDeadline,
 }
 
 /// How a tool call ended, for the loop.
@@ -145,6 +178,7 @@ impl Turn<'_> {
         for (title, description) in self.session.take_notices() {
             self.emit(TurnEvent::Notice { title, description });
         }
+        let deadline = tokio::time::Instant::now() + self.config.turn_timeout;
         let mut window = self.context_window().await;
         let mut overflow_retried = false;
         let mut requests = 0;
@@ -170,8 +204,8 @@ impl Turn<'_> {
             };
 
             let mut answer = Answer::default();
-            let completed = match self.stream_answer(request, &mut answer).await {
-                Err(error)
+            let completed = match self.stream_answer(request, &mut answer, deadline).await {
+                Err(ModelWait::Failed(error))
                     if error.is_context_overflow() && !overflow_retried && !answer.streamed() =>
                 {
                     // Our estimate was too optimistic for this server: assume a smaller window,
@@ -182,7 +216,14 @@ impl Turn<'_> {
                     requests -= 1;
                     continue;
                 }
-                other => other?,
+                Err(ModelWait::Failed(error)) => return Err(error.into()),
+                Err(ModelWait::PastDeadline) => {
+                    tracing::warn!(session = %self.session.id, "turn stopped: turn_timeout");
+                    return Err(AgentError::TurnTimeout {
+                        seconds: self.config.turn_timeout.as_secs(),
+                    });
+                }
+                Ok(completed) => completed,
             };
             if !completed {
                 if !answer.text.is_empty() {
@@ -426,7 +467,8 @@ impl Turn<'_> {
         &self,
         request: ChatRequest,
         answer: &mut Answer,
-    ) -> Result<bool, LlmError> {
+        deadline: tokio::time::Instant,
+    ) -> Result<bool, ModelWait> {
         let started = Instant::now();
         let mut stats = ModelRequestStats {
             model: self.model().describe(),
@@ -436,7 +478,10 @@ impl Turn<'_> {
             chunks: 0,
             completed: false,
         };
-        let result = self.relay(request, answer, started, &mut stats).await;
+        let result =
+            tokio::time::timeout_at(deadline, self.relay(request, answer, started, &mut stats))
+                .await
+                .unwrap_or(Err(ModelWait::PastDeadline));
         stats.total = started.elapsed();
         stats.completed = matches!(result, Ok(true));
         tracing::info!(
@@ -463,12 +508,12 @@ impl Turn<'_> {
         answer: &mut Answer,
         started: Instant,
         stats: &mut ModelRequestStats,
-    ) -> Result<bool, LlmError> {
+    ) -> Result<bool, ModelWait> {
         let model = self.model();
         let Some(stream) = unless_cancelled(&self.cancel, model.stream(request)).await else {
             return Ok(false);
         };
-        let mut stream = stream?;
+        let mut stream = stream.map_err(ModelWait::Failed)?;
         loop {
             let Some(next) = unless_cancelled(&self.cancel, stream.next()).await else {
                 return Ok(false);
@@ -477,15 +522,19 @@ impl Turn<'_> {
             stats
                 .time_to_first_token
                 .get_or_insert_with(|| started.elapsed());
-            match event? {
+            match event.map_err(ModelWait::Failed)? {
                 ModelEvent::Text(text) => {
                     stats.chunks += 1;
                     answer.text.push_str(&text);
-                    self.emit(TurnEvent::MessageChunk(text));
+                    for piece in pieces(&text, MAX_CHUNK_BYTES) {
+                        self.emit(TurnEvent::MessageChunk(piece.to_owned()));
+                    }
                 }
                 ModelEvent::Thought(text) => {
                     stats.chunks += 1;
-                    self.emit(TurnEvent::ThoughtChunk(text));
+                    for piece in pieces(&text, MAX_CHUNK_BYTES) {
+                        self.emit(TurnEvent::ThoughtChunk(piece.to_owned()));
+                    }
                 }
                 ModelEvent::ToolCall(call) => answer.tool_calls.push(call),
                 ModelEvent::Usage(usage) => stats.usage = Some(usage),

@@ -12,13 +12,14 @@ pub mod stdio;
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::builder::BoolishValueParser;
 use clap::{Parser, Subcommand};
 
 use punie::agent::{Agent, AgentConfig};
-use punie::llm::{ModelSpec, OpenAiModel};
+use punie::llm::{ModelSpec, OpenAiModel, Timeouts};
 use punie::workspace::local::SandboxOptions;
 
 /// Exit code of a run that failed while running (the model server is down, I/O failed…).
@@ -103,6 +104,15 @@ pub struct Cli {
     #[arg(long, env = "PUNIE_CONTEXT_SIZE", global = true, value_parser = clap::value_parser!(u32).range(512..), value_name = "TOKENS")]
     pub context_size: Option<u32>,
 
+    /// Seconds to wait for the model's next token once its answer has begun (keep-alive
+    /// comments do not count).
+    #[arg(long, env = "PUNIE_IDLE_TIMEOUT", global = true, default_value_t = 120, value_parser = clap::value_parser!(u64).range(1..), value_name = "SECS")]
+    pub idle_timeout: u64,
+
+    /// Seconds one prompt turn may take in all before it is stopped.
+    #[arg(long, env = "PUNIE_TURN_TIMEOUT", global = true, default_value_t = 1800, value_parser = clap::value_parser!(u64).range(1..), value_name = "SECS")]
+    pub turn_timeout: u64,
+
     /// The config file with per-model settings (default: the platform config dir's
     /// punie/config.toml).
     #[arg(long, env = "PUNIE_CONFIG", global = true, value_name = "PATH")]
@@ -186,7 +196,11 @@ impl Cli {
             .map(|(_, entry)| entry)
             .unwrap_or_default();
         let api_key = entry.api_key().or_else(|| self.api_key.clone());
-        let mut model = OpenAiModel::new(self.model_spec()?, api_key);
+        let timeouts = Timeouts {
+            idle: Duration::from_secs(self.idle_timeout),
+            ..Timeouts::default()
+        };
+        let mut model = OpenAiModel::new(self.model_spec()?, api_key).with_timeouts(timeouts);
         if let Some(text) = entry.text_tool_calls {
             model = model.with_text_tool_calls(text);
         }
@@ -194,6 +208,7 @@ impl Cli {
         config.display_name = self.name.clone();
         config.max_turn_requests = self.max_turn_requests;
         config.context_size = self.context_size.or(entry.context_size);
+        config.turn_timeout = Duration::from_secs(self.turn_timeout);
         if let Some(temperature) = entry.temperature {
             config.temperature = temperature;
         }

@@ -8,23 +8,24 @@
 //! inside a 200 stream, a JSON body instead of a stream, streams that end without `[DONE]`.
 //! Nothing is spawned: the returned stream owns the HTTP response, so dropping it closes the
 //! connection and the server stops generating.
+//!
+//! Every body read is bounded ([`Limits`]), and redirects are followed only within the
+//! configured server's origin: a request carries the whole conversation and the API key.
 
 use std::time::Duration;
 
 use futures::stream::{self, StreamExt};
 use reqwest::StatusCode;
-use reqwest::header::{ACCEPT, CONTENT_TYPE, RETRY_AFTER};
+use reqwest::header::{ACCEPT, CONTENT_TYPE, LOCATION, RETRY_AFTER};
 use serde_json::Value;
 use tokio::time::{Instant, timeout, timeout_at};
 use tracing::{debug, warn};
 
+use super::error::human_bytes;
 use super::error::{deepest_cause, is_context_overflow_message, is_tools_unsupported_message};
 use super::spec::ModelSpec;
 use super::stream::{StreamReader, excerpt, whole_answer_events};
-use super::{LlmError, ModelEvent, ModelStream, Timeouts, wire};
-
-/// The most a non-streaming answer (an error, a model list, a whole completion) may weigh.
-const MAX_WHOLE_BODY: usize = 16 * 1024 * 1024;
+use super::{Limits, LlmError, ModelEvent, ModelStream, Timeouts, wire};
 
 /// A failed try, and whether trying again may help.
 #[derive(Debug)]
@@ -53,12 +54,14 @@ impl From<LlmError> for Failure {
     }
 }
 
-/// The server: where it is, how to authenticate, how long to wait, and the HTTP client.
+/// The server: where it is, how to authenticate, how long to wait, how much to accept, and the
+/// HTTP client.
 #[derive(Clone, Debug)]
 pub(crate) struct Endpoint {
     pub spec: ModelSpec,
     pub api_key: Option<String>,
     pub timeouts: Timeouts,
+    pub limits: Limits,
     pub client: reqwest::Client,
 }
 
@@ -70,13 +73,24 @@ impl Endpoint {
             spec,
             api_key: api_key.filter(|key| !key.trim().is_empty()),
             timeouts,
+            limits: Limits::default(),
             client,
         }
     }
 
     /// The same endpoint with other timeouts.
     pub(crate) fn with_timeouts(self, timeouts: Timeouts) -> Self {
-        Self::new(self.spec, self.api_key, timeouts)
+        let limits = self.limits;
+        Self {
+            limits,
+            ..Self::new(self.spec, self.api_key, timeouts)
+        }
+    }
+
+    /// The same endpoint with other limits.
+    pub(crate) fn with_limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
     }
 
     /// The OpenAI-compatible base URL (`…/v1`).
@@ -111,6 +125,9 @@ impl Endpoint {
             }
         };
         let status = response.status();
+        if status.is_redirection() {
+            return Err(self.redirected(&response).into());
+        }
         if !status.is_success() {
             let retry_after = retry_after(&response);
             let body = self.read_body(response).await?;
@@ -145,6 +162,7 @@ impl Endpoint {
             response.bytes_stream().boxed(),
             deadline,
             self.timeouts,
+            self.limits,
         )
         .into_stream())
     }
@@ -173,11 +191,20 @@ impl Endpoint {
         if let Some(key) = &self.api_key {
             request = request.bearer_auth(key);
         }
-        let response = match timeout(wait, self.send(request)).await {
-            Ok(result) => result?,
-            Err(_) => return Err(self.timeout(wait, "asking about the models").into()),
-        };
+        // The whole exchange, body included: a server trickling its answer must not hold the
+        // caller past `wait`.
+        match timeout(wait, self.json_exchange(request)).await {
+            Ok(result) => result,
+            Err(_) => Err(self.timeout(wait, "asking about the models").into()),
+        }
+    }
+
+    async fn json_exchange(&self, request: reqwest::RequestBuilder) -> Result<Value, Failure> {
+        let response = self.send(request).await?;
         let status = response.status();
+        if status.is_redirection() {
+            return Err(self.redirected(&response).into());
+        }
         if !status.is_success() {
             let retry_after = retry_after(&response);
             let body = self.read_body(response).await?;
@@ -221,9 +248,21 @@ impl Endpoint {
         })
     }
 
-    /// A whole (non-streaming) body, waiting at most the idle timeout between reads. A body
-    /// cut by the server is returned as far as it came: it is read only to be shown or parsed.
+    /// A whole (non-streaming) body, waiting at most the idle timeout between reads, and at
+    /// most [`Limits::max_body_bytes`] long. A body cut by the server is returned as far as it
+    /// came: it is read only to be shown or parsed.
     async fn read_body(&self, response: reqwest::Response) -> Result<Vec<u8>, LlmError> {
+        let limit = self.limits.max_body_bytes;
+        if let Some(length) = response.content_length()
+            && length > limit as u64
+        {
+            return Err(LlmError::TooLarge {
+                url: self.spec.base_url.clone(),
+                what: "a response body".to_owned(),
+                limit,
+                excerpt: format!("it announced {} bytes", length),
+            });
+        }
         let mut body = Vec::new();
         let mut chunks = response.bytes_stream();
         loop {
@@ -231,10 +270,15 @@ impl Endpoint {
                 Err(_) => return Err(self.timeout(self.timeouts.idle, "reading the answer")),
                 Ok(None) => return Ok(body),
                 Ok(Some(Ok(chunk))) => {
-                    body.extend_from_slice(&chunk);
-                    if body.len() > MAX_WHOLE_BODY {
-                        return Err(self.malformed(&body, "an answer of more than 16 MiB"));
+                    if body.len() + chunk.len() > limit {
+                        return Err(LlmError::TooLarge {
+                            url: self.spec.base_url.clone(),
+                            what: format!("a response body of more than {}", human_bytes(limit)),
+                            limit,
+                            excerpt: format!("it began {}", excerpt(&body)),
+                        });
                     }
+                    body.extend_from_slice(&chunk);
                 }
                 Ok(Some(Err(error))) => {
                     debug!(error = %deepest_cause(&error), "error body cut");
@@ -295,6 +339,25 @@ impl Endpoint {
             url: self.spec.base_url.clone(),
             seconds: waited.as_secs(),
             phase: phase.to_owned(),
+            advice: " — is it overloaded or stuck?".to_owned(),
+        }
+    }
+
+    /// The error of a redirect the client did not follow (only cross-origin ones are not).
+    fn redirected(&self, response: &reqwest::Response) -> LlmError {
+        let location = response
+            .headers()
+            .get(LOCATION)
+            .and_then(|value| value.to_str().ok())
+            .map(|location| match response.url().join(location) {
+                Ok(url) => url.to_string(),
+                Err(_) => location.to_owned(),
+            })
+            .unwrap_or_else(|| "an unnamed place (no Location header)".to_owned());
+        warn!(url = %self.spec.base_url, %location, "model server redirected to another origin");
+        LlmError::CrossOriginRedirect {
+            url: self.spec.base_url.clone(),
+            location,
         }
     }
 }
@@ -357,6 +420,7 @@ pub(crate) fn static_hint(status: StatusCode, message: &str) -> String {
 fn build_client(spec: &ModelSpec, timeouts: Timeouts) -> reqwest::Client {
     let mut builder = reqwest::Client::builder()
         .connect_timeout(timeouts.connect)
+        .redirect(same_origin_redirects())
         .user_agent(concat!("punie/", env!("CARGO_PKG_VERSION")));
     if is_loopback(&spec.base_url) {
         // A corporate HTTP_PROXY must not swallow requests to a server on this machine.
@@ -365,6 +429,29 @@ fn build_client(spec: &ModelSpec, timeouts: Timeouts) -> reqwest::Client {
     // Building fails only when the TLS backend cannot start; the default client then reports
     // the same problem on the first request.
     builder.build().unwrap_or_default()
+}
+
+/// The most redirects followed for one request (reqwest's own default).
+const MAX_REDIRECTS: usize = 10;
+
+/// Redirects within the origin the request was sent to (a proxy adding a slash, `http` on one
+/// port moved to another path) are followed; one to another scheme, host or port is not, since
+/// the request carries the whole conversation and the API key. The 3xx answer then reaches
+/// [`Endpoint::redirected`], which says where the server pointed.
+fn same_origin_redirects() -> reqwest::redirect::Policy {
+    reqwest::redirect::Policy::custom(|attempt| {
+        let same_origin = attempt
+            .previous()
+            .first()
+            .is_some_and(|first| first.origin() == attempt.url().origin());
+        if !same_origin {
+            attempt.stop()
+        } else if attempt.previous().len() > MAX_REDIRECTS {
+            attempt.error(format!("more than {MAX_REDIRECTS} redirects"))
+        } else {
+            attempt.follow()
+        }
+    })
 }
 
 fn is_loopback(base_url: &str) -> bool {

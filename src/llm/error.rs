@@ -67,9 +67,7 @@ pub enum LlmError {
         attempts: u32,
     },
     /// The server did not answer in time.
-    #[error(
-        "the model server at {url} did not answer within {seconds} s ({phase}) — is it overloaded or stuck?"
-    )]
+    #[error("the model server at {url} did not answer within {seconds} s ({phase}){advice}")]
     Timeout {
         /// The base URL.
         url: String,
@@ -77,6 +75,35 @@ pub enum LlmError {
         seconds: u64,
         /// Which wait ran out (connect, first byte, between chunks).
         phase: String,
+        /// Which limit that was and how to change it, or what to check, starting with " — ".
+        advice: String,
+    },
+    /// The server sent more than Punie accepts in one event or one answer: a server (or a
+    /// proxy) that misbehaves, which must not exhaust Punie's memory.
+    #[error(
+        "the model server at {url} sent {what} over Punie's limit of {} ({excerpt}) — the server or a proxy in between is misbehaving; check the server's log",
+        human_bytes(*.limit)
+    )]
+    TooLarge {
+        /// The base URL.
+        url: String,
+        /// What was too large ("a server-sent event", "an answer", "a response body").
+        what: String,
+        /// The limit, in bytes.
+        limit: usize,
+        /// How the oversized part began, quoted.
+        excerpt: String,
+    },
+    /// The server redirected the request to another origin, where Punie does not send the
+    /// conversation.
+    #[error(
+        "the model server at {url} redirected the request to {location}; Punie does not follow redirects to another host, port or scheme (that would send the conversation there) — point --model at the final URL"
+    )]
+    CrossOriginRedirect {
+        /// The base URL.
+        url: String,
+        /// Where the server redirected to.
+        location: String,
     },
     /// No model was named and the server lists none.
     #[error(
@@ -113,6 +140,19 @@ pub enum LlmError {
         /// What is wrong with it.
         reason: String,
     },
+}
+
+/// A size as people read it: "1 MiB", "512 KiB", "100 bytes".
+pub(crate) fn human_bytes(bytes: usize) -> String {
+    const KIB: usize = 1024;
+    const MIB: usize = 1024 * KIB;
+    if bytes >= MIB && bytes.is_multiple_of(MIB) {
+        format!("{} MiB", bytes / MIB)
+    } else if bytes >= KIB && bytes.is_multiple_of(KIB) {
+        format!("{} KiB", bytes / KIB)
+    } else {
+        format!("{bytes} bytes")
+    }
 }
 
 /// " (after N attempts)" when a request was tried more than once.

@@ -15,7 +15,7 @@
 //! | file | what |
 //! |---|---|
 //! | `error` | [`LlmError`], and what a server's error message or a transport error means |
-//! | this file | the conversation, [`ChatModel`], [`Timeouts`], [`ModelHealth`] |
+//! | this file | the conversation, [`ChatModel`], [`Timeouts`], [`Limits`], [`ModelHealth`] |
 //! | `sse`, `assemble`, `spec` | server-sent events, tool-call assembly, model specs |
 //! | `wire` | the JSON sent and received, read leniently |
 //! | `stream` | one answer's body turned into events |
@@ -63,7 +63,10 @@ pub struct Timeouts {
     /// From sending the request to the first byte of the answer. Local servers process the whole
     /// prompt first, which takes minutes for a long conversation on a laptop. Default 600 s.
     pub first_byte: Duration,
-    /// Between two reads of a streaming answer. Default 120 s.
+    /// Between two meaningful events of a streaming answer (a token, a thought, a piece of a
+    /// tool call, the end), once the first one came; keep-alive comments and empty chunks do
+    /// not count, so a server sending only those cannot hold a turn. Also between two reads of
+    /// a non-streaming body. Default 120 s.
     pub idle: Duration,
 }
 
@@ -73,6 +76,31 @@ impl Default for Timeouts {
             connect: Duration::from_secs(10),
             first_byte: Duration::from_secs(600),
             idle: Duration::from_secs(120),
+        }
+    }
+}
+
+/// How much a model server may send, so that one that misbehaves (an endless line, a
+/// gigantic delta) fails the request with a clear error instead of exhausting memory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// One line or one event of a streaming answer. Default 1 MiB: a real chunk is a few
+    /// hundred bytes, a whole tool call a few KiB.
+    pub max_event_bytes: usize,
+    /// The text, thoughts and tool-call arguments of one answer together. Default 8 MiB: a
+    /// 32,000-token answer is about 128 KiB.
+    pub max_answer_bytes: usize,
+    /// A whole non-streaming body: an error, a model list, an answer sent as one JSON
+    /// document. Default 16 MiB.
+    pub max_body_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_event_bytes: sse::DEFAULT_MAX_EVENT_BYTES,
+            max_answer_bytes: 8 * 1024 * 1024,
+            max_body_bytes: 16 * 1024 * 1024,
         }
     }
 }

@@ -30,7 +30,7 @@ use super::prompted::{native_tools_advice, prompted_request};
 use super::retry::{Attempts, FilterSetup, RetryPolicy};
 use super::spec::ModelSpec;
 use super::wire;
-use super::{ChatModel, ChatRequest, LlmError, ModelHealth, ModelStream, Timeouts};
+use super::{ChatModel, ChatRequest, Limits, LlmError, ModelHealth, ModelStream, Timeouts};
 
 /// How long the extra look-ups made to explain an error (the model list) may take.
 const HINT_LOOKUP_TIMEOUT: Duration = Duration::from_secs(5);
@@ -114,6 +114,12 @@ impl OpenAiModel {
         self
     }
 
+    /// The same client accepting at most what `limits` allow of each answer.
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.endpoint = self.endpoint.with_limits(limits);
+        self
+    }
+
     /// The same client retrying transient failures as `policy` says.
     pub fn with_retry(mut self, policy: RetryPolicy) -> Self {
         self.retry = policy;
@@ -142,6 +148,11 @@ impl OpenAiModel {
     /// The timeouts in force.
     pub fn timeouts(&self) -> Timeouts {
         self.endpoint.timeouts
+    }
+
+    /// The size limits in force.
+    pub fn limits(&self) -> Limits {
+        self.endpoint.limits
     }
 
     /// The retry policy in force.

@@ -10,6 +10,13 @@
 //! Bytes are buffered until a whole line has arrived and only then decoded as UTF-8, so a
 //! character cut across two reads is never mangled (line ends cannot occur inside a multi-byte
 //! sequence).
+//!
+//! The buffering is bounded: a line, or the data of one event, longer than the decoder's limit
+//! is an [`SseTooLong`] error rather than memory that grows for as long as a server keeps
+//! sending without a line end.
+
+/// How much of an over-long line is kept to show in the error.
+const START_BYTES: usize = 120;
 
 /// One dispatched event.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -20,10 +27,26 @@ pub struct SseEvent {
     pub data: String,
 }
 
+/// The default bound of one line and of one event's data: 1 MiB, hundreds of times the
+/// largest chunk a real server sends (a whole tool call from Ollama is a few KiB).
+pub const DEFAULT_MAX_EVENT_BYTES: usize = 1024 * 1024;
+
+/// A line or an event longer than the decoder's limit: the stream cannot be read further.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("a server-sent event of more than {limit} bytes (it began {start:?})")]
+pub struct SseTooLong {
+    /// The limit, in bytes.
+    pub limit: usize,
+    /// The first bytes of the line or event, decoded leniently.
+    pub start: String,
+}
+
 /// Turns a byte stream into [`SseEvent`]s; feed it every read, then call [`SseDecoder::finish`]
 /// at the end of the stream.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct SseDecoder {
+    /// The most bytes one line, or the data of one event, may hold.
+    max_bytes: usize,
     /// Bytes of the line being received (no line end in it yet).
     line: Vec<u8>,
     /// The previous read ended a line with `\r`: a `\n` starting the next read belongs to it.
@@ -35,21 +58,40 @@ pub struct SseDecoder {
     has_data: bool,
 }
 
+impl Default for SseDecoder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl SseDecoder {
-    /// A decoder at the start of a stream.
+    /// A decoder at the start of a stream, with lines and events bounded by
+    /// [`DEFAULT_MAX_EVENT_BYTES`].
     pub fn new() -> Self {
+        Self::with_limit(DEFAULT_MAX_EVENT_BYTES)
+    }
+
+    /// A decoder at the start of a stream whose lines, and events' data, may hold at most
+    /// `max_bytes` bytes.
+    pub fn with_limit(max_bytes: usize) -> Self {
         Self {
+            max_bytes,
+            line: Vec::new(),
+            after_cr: false,
             at_start: true,
-            ..Self::default()
+            event: None,
+            data: String::new(),
+            has_data: false,
         }
     }
 
-    /// Feeds one read of the stream; returns the events it completed, in order.
-    pub fn feed(&mut self, bytes: &[u8]) -> Vec<SseEvent> {
+    /// Feeds one read of the stream; returns the events it completed, in order, or the error
+    /// of a line or event over the limit (the events before it are lost with the stream).
+    pub fn feed(&mut self, bytes: &[u8]) -> Result<Vec<SseEvent>, SseTooLong> {
         let mut events = Vec::new();
         let mut rest = bytes;
         if rest.is_empty() {
-            return events;
+            return Ok(events);
         }
         if self.after_cr {
             self.after_cr = false;
@@ -58,7 +100,7 @@ impl SseDecoder {
             }
         }
         while let Some(end) = rest.iter().position(|&b| b == b'\n' || b == b'\r') {
-            self.line.extend_from_slice(&rest[..end]);
+            self.take_into_line(&rest[..end])?;
             let terminator = rest[end];
             rest = &rest[end + 1..];
             if terminator == b'\r' {
@@ -69,27 +111,46 @@ impl SseDecoder {
                 }
             }
             let line = std::mem::take(&mut self.line);
-            if let Some(event) = self.process_line(&line) {
+            if let Some(event) = self.process_line(&line)? {
                 events.push(event);
             }
         }
-        self.line.extend_from_slice(rest);
-        events
+        self.take_into_line(rest)?;
+        Ok(events)
+    }
+
+    /// Adds `bytes` to the line being received, unless that makes it too long.
+    fn take_into_line(&mut self, bytes: &[u8]) -> Result<(), SseTooLong> {
+        if self.line.len() + bytes.len() > self.max_bytes {
+            let mut start = std::mem::take(&mut self.line);
+            start.extend_from_slice(&bytes[..bytes.len().min(START_BYTES)]);
+            return Err(self.too_long(&start));
+        }
+        self.line.extend_from_slice(bytes);
+        Ok(())
+    }
+
+    fn too_long(&self, start: &[u8]) -> SseTooLong {
+        let start = &start[..start.len().min(START_BYTES)];
+        SseTooLong {
+            limit: self.max_bytes,
+            start: format!("{}…", String::from_utf8_lossy(start)),
+        }
     }
 
     /// Ends the stream: a last line without its line end still counts, and an event whose
     /// terminating blank line never came is dispatched anyway (the server closed the stream
     /// right after it).
-    pub fn finish(&mut self) -> Option<SseEvent> {
+    pub fn finish(&mut self) -> Result<Option<SseEvent>, SseTooLong> {
         let mut dispatched = None;
         if !self.line.is_empty() {
             let line = std::mem::take(&mut self.line);
-            dispatched = self.process_line(&line);
+            dispatched = self.process_line(&line)?;
         }
-        dispatched.or_else(|| self.dispatch())
+        Ok(dispatched.or_else(|| self.dispatch()))
     }
 
-    fn process_line(&mut self, raw: &[u8]) -> Option<SseEvent> {
+    fn process_line(&mut self, raw: &[u8]) -> Result<Option<SseEvent>, SseTooLong> {
         let mut line = String::from_utf8_lossy(raw);
         if std::mem::take(&mut self.at_start)
             && let Some(stripped) = line.strip_prefix('\u{feff}')
@@ -97,32 +158,39 @@ impl SseDecoder {
             line = stripped.to_owned().into();
         }
         if line.is_empty() {
-            return self.dispatch();
+            return Ok(self.dispatch());
         }
         if line.starts_with(':') {
-            return None;
+            return Ok(None);
         }
         let (field, value) = match line.split_once(':') {
             Some((field, value)) => (field, value.strip_prefix(' ').unwrap_or(value)),
             None => (line.as_ref(), ""),
         };
         match field {
-            "data" => self.push_data(value),
+            "data" => self.push_data(value)?,
             "event" => self.event = Some(value.to_owned()),
             "error" => {
                 self.event = Some("error".to_owned());
-                self.push_data(value);
+                self.push_data(value)?;
             }
             // `id`, `retry` and unknown fields mean nothing to a chat client.
             _ => {}
         }
-        None
+        Ok(None)
     }
 
-    fn push_data(&mut self, value: &str) {
+    /// Adds one `data:` line to the event, unless that makes the event too long (many short
+    /// lines without the blank line that ends an event grow it as surely as one long line).
+    fn push_data(&mut self, value: &str) -> Result<(), SseTooLong> {
+        if self.data.len() + value.len() + 1 > self.max_bytes {
+            let data = std::mem::take(&mut self.data);
+            return Err(self.too_long(data.as_bytes()));
+        }
         self.data.push_str(value);
         self.data.push('\n');
         self.has_data = true;
+        Ok(())
     }
 
     fn dispatch(&mut self) -> Option<SseEvent> {
@@ -146,9 +214,9 @@ mod tests {
         let mut decoder = SseDecoder::new();
         let mut events = Vec::new();
         for chunk in chunks {
-            events.extend(decoder.feed(chunk));
+            events.extend(decoder.feed(chunk).unwrap());
         }
-        events.extend(decoder.finish());
+        events.extend(decoder.finish().unwrap());
         events
     }
 
@@ -169,6 +237,27 @@ mod tests {
         let bytes: Vec<&[u8]> = input.chunks(1).collect();
         assert_eq!(decode_all(&bytes), whole, "byte by byte");
         whole
+    }
+
+    #[test]
+    fn lines_and_events_are_bounded() {
+        let mut decoder = SseDecoder::with_limit(16);
+        assert_eq!(decoder.feed(b"data: 0123456789").unwrap(), vec![]);
+        let error = decoder.feed(b"more").unwrap_err();
+        assert_eq!(error.limit, 16);
+        assert!(error.start.starts_with("data: 0123456789"), "{error}");
+        // Short lines that never end the event grow it as surely.
+        let mut decoder = SseDecoder::with_limit(16);
+        assert!(decoder.feed(b"data: abcde\ndata: fghij\n").is_ok());
+        assert!(decoder.feed(b"data: klmno\n").is_err());
+        // Comments and events under the limit pass however many there are.
+        let mut decoder = SseDecoder::with_limit(16);
+        for _ in 0..100 {
+            assert_eq!(
+                decoder.feed(b": ping\ndata: x\n\n").unwrap(),
+                vec![data("x")]
+            );
+        }
     }
 
     #[test]

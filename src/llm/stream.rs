@@ -1,20 +1,26 @@
 //! A chat-completion response turned into [`ModelEvent`]s: server-sent events decoded, chunks
 //! parsed leniently, text and thoughts passed on as they come, tool calls assembled, and the end
 //! of the answer (`[DONE]`, a finish reason, an error, a cut, a timeout) told apart.
+//!
+//! A hostile or broken server is bounded three ways: one event and one whole answer have a size
+//! limit ([`Limits`]); only meaningful events (tokens, thoughts, tool-call pieces, the end)
+//! push the idle deadline back, so keep-alives cannot hold a turn; and the reader gives the
+//! runtime a turn between reads, so a caller racing a cancel token sees it even while a server
+//! floods the connection with bytes that make no event.
 
 use std::collections::VecDeque;
 
 use bytes::Bytes;
 use futures::stream::{self, BoxStream, StreamExt};
 use serde_json::Value;
-use tokio::time::{Instant, timeout, timeout_at};
+use tokio::time::{Instant, timeout_at};
 use tracing::{debug, warn};
 
 use super::assemble::ToolCallAssembler;
 use super::error::deepest_cause;
-use super::sse::{SseDecoder, SseEvent};
+use super::sse::{SseDecoder, SseEvent, SseTooLong};
 use super::wire::{self, ChunkWire};
-use super::{FinishReason, LlmError, ModelEvent, ModelStream, Timeouts, Usage};
+use super::{FinishReason, Limits, LlmError, ModelEvent, ModelStream, Timeouts, Usage};
 
 /// How much of a stream's start is kept, to read or show when it is not an event stream.
 const HEAD_BYTES: usize = 64 * 1024;
@@ -24,6 +30,7 @@ const HEAD_BYTES: usize = 64 * 1024;
 pub(super) fn whole_answer_events(value: Value) -> Result<Vec<ModelEvent>, String> {
     let mut state = ChunkState::default();
     let mut events = VecDeque::new();
+    // The body's size was bounded as it was read.
     state.absorb(value, &mut events)?;
     state.finish(&mut events);
     Ok(events.into())
@@ -43,6 +50,31 @@ pub(super) fn excerpt(body: &[u8]) -> String {
     }
 }
 
+/// What one chunk brought: whether it moved the answer on, and how many bytes of it.
+#[derive(Default)]
+struct Progress {
+    /// Text, a thought, a piece of a tool call, a finish reason or usage: not a keep-alive.
+    meaningful: bool,
+    /// Bytes of text, thoughts and tool calls.
+    bytes: usize,
+}
+
+impl Progress {
+    fn add(&mut self, bytes: usize) {
+        self.bytes += bytes;
+        self.meaningful |= bytes > 0;
+    }
+}
+
+/// The bytes a tool-call fragment adds to the answer.
+fn tool_call_bytes(delta: &super::ToolCallDelta) -> usize {
+    [&delta.id, &delta.name, &delta.arguments]
+        .into_iter()
+        .flatten()
+        .map(String::len)
+        .sum()
+}
+
 /// What the chunks of one answer have said so far.
 #[derive(Default)]
 struct ChunkState {
@@ -52,10 +84,16 @@ struct ChunkState {
 }
 
 impl ChunkState {
-    /// Takes one parsed chunk; text and thoughts go to `events` at once.
-    fn absorb(&mut self, value: Value, events: &mut VecDeque<ModelEvent>) -> Result<(), String> {
+    /// Takes one parsed chunk; text and thoughts go to `events` at once. Returns what the
+    /// chunk brought.
+    fn absorb(
+        &mut self,
+        value: Value,
+        events: &mut VecDeque<ModelEvent>,
+    ) -> Result<Progress, String> {
         let chunk: ChunkWire = serde_json::from_value(value)
             .map_err(|error| format!("an unexpected chunk ({error})"))?;
+        let mut progress = Progress::default();
         for choice in chunk.choices {
             // Punie asks for one choice; a server adding others must not mix them in.
             if choice.index.is_some_and(|index| index != 0) {
@@ -63,23 +101,29 @@ impl ChunkState {
             }
             if let Some(delta) = choice.delta.or(choice.message) {
                 if let Some(thought) = delta.thought() {
+                    progress.add(thought.len());
                     events.push_back(ModelEvent::Thought(thought.to_owned()));
                 }
                 if let Some(text) = delta.content.filter(|text| !text.is_empty()) {
+                    progress.add(text.len());
                     events.push_back(ModelEvent::Text(text));
                 }
                 for call in delta.tool_calls {
-                    self.assembler.push(call.into_delta());
+                    let delta = call.into_delta();
+                    progress.add(tool_call_bytes(&delta));
+                    self.assembler.push(delta);
                 }
             }
             if let Some(reason) = choice.finish_reason.filter(|reason| !reason.is_empty()) {
+                progress.meaningful = true;
                 self.finish_reason = Some(reason);
             }
         }
         if let Some(usage) = chunk.usage {
+            progress.meaningful = true;
             self.usage = Some(usage.into());
         }
-        Ok(())
+        Ok(progress)
     }
 
     /// The end of the answer: the assembled calls, the usage, and the one `Finished`.
@@ -116,30 +160,41 @@ pub(super) struct StreamReader {
     saw_event: bool,
     /// The first bytes of the body, to show when it turns out not to be an event stream.
     head: Vec<u8>,
-    /// Until the first read, the deadline set when the request was sent.
-    first_byte_deadline: Option<Instant>,
+    /// When the wait for the next meaningful event runs out: the first-byte deadline set when
+    /// the request was sent, until the first one came; then the idle timeout after the last.
+    deadline: Instant,
+    /// A meaningful event arrived (the first-byte wait is over).
+    started: bool,
+    /// Bytes of text, thoughts and tool calls so far.
+    answer_bytes: usize,
     timeouts: Timeouts,
+    limits: Limits,
 }
 
 impl StreamReader {
-    /// A reader of `body`, whose first bytes must arrive before `first_byte_deadline`.
+    /// A reader of `body`, whose first meaningful event must arrive before
+    /// `first_byte_deadline`.
     pub(super) fn new(
         url: String,
         body: BoxStream<'static, reqwest::Result<Bytes>>,
         first_byte_deadline: Instant,
         timeouts: Timeouts,
+        limits: Limits,
     ) -> Self {
         Self {
             url,
             body,
-            decoder: SseDecoder::new(),
+            decoder: SseDecoder::with_limit(limits.max_event_bytes),
             pending: VecDeque::new(),
             chunks: ChunkState::default(),
             ended: false,
             saw_event: false,
             head: Vec::new(),
-            first_byte_deadline: Some(first_byte_deadline),
+            deadline: first_byte_deadline,
+            started: false,
+            answer_bytes: 0,
             timeouts,
+            limits,
         }
     }
 
@@ -161,33 +216,16 @@ impl StreamReader {
             if self.ended {
                 return None;
             }
-            let read = match self.first_byte_deadline {
-                Some(deadline) => timeout_at(deadline, self.body.next()).await,
-                None => timeout(self.timeouts.idle, self.body.next()).await,
-            };
-            match read {
+            // A server flooding the connection keeps every read ready, and reads that complete
+            // no event never return to the caller: without this, a caller racing a cancel
+            // token would not see it until the flood stopped.
+            tokio::task::consume_budget().await;
+            match timeout_at(self.deadline, self.body.next()).await {
                 Err(_) => {
-                    let (waited, phase) = match self.first_byte_deadline {
-                        Some(_) => (self.timeouts.first_byte, "waiting for the first byte"),
-                        None => (self.timeouts.idle, "waiting for the next chunk"),
-                    };
-                    self.fail(LlmError::Timeout {
-                        url: self.url.clone(),
-                        seconds: waited.as_secs(),
-                        phase: phase.to_owned(),
-                    });
+                    let error = self.timed_out();
+                    self.fail(error);
                 }
-                Ok(Some(Ok(bytes))) => {
-                    self.first_byte_deadline = None;
-                    let room = HEAD_BYTES.saturating_sub(self.head.len());
-                    self.head.extend_from_slice(&bytes[..room.min(bytes.len())]);
-                    for event in self.decoder.feed(&bytes) {
-                        self.handle(event);
-                        if self.ended {
-                            break;
-                        }
-                    }
-                }
+                Ok(Some(Ok(bytes))) => self.absorb_read(&bytes),
                 Ok(Some(Err(error))) => {
                     debug!(error = %deepest_cause(&error), "model stream broken");
                     self.end_of_body();
@@ -197,9 +235,68 @@ impl StreamReader {
         }
     }
 
+    /// Takes one read of the body.
+    fn absorb_read(&mut self, bytes: &[u8]) {
+        let room = HEAD_BYTES.saturating_sub(self.head.len());
+        self.head.extend_from_slice(&bytes[..room.min(bytes.len())]);
+        match self.decoder.feed(bytes) {
+            Ok(events) => {
+                for event in events {
+                    self.handle(event);
+                    if self.ended {
+                        break;
+                    }
+                }
+            }
+            Err(too_long) => self.event_too_long(too_long),
+        }
+    }
+
+    fn event_too_long(&mut self, too_long: SseTooLong) {
+        warn!(url = %self.url, limit = too_long.limit, "model server sent an over-long event");
+        self.fail(LlmError::TooLarge {
+            url: self.url.clone(),
+            what: "a server-sent event (one line or one event of the stream)".to_owned(),
+            limit: too_long.limit,
+            excerpt: format!("it began {:?}", too_long.start),
+        });
+    }
+
+    /// The error of a wait for a meaningful event that ran out.
+    fn timed_out(&self) -> LlmError {
+        let (seconds, phase, advice) = if self.started {
+            (
+                self.timeouts.idle,
+                "waiting for the next chunk; keep-alive comments and empty chunks do not count",
+                " — Punie's idle limit between tokens; if the model is really this slow, raise it \
+                 with --idle-timeout SECONDS (PUNIE_IDLE_TIMEOUT)",
+            )
+        } else if self.head.is_empty() {
+            (
+                self.timeouts.first_byte,
+                "waiting for the first byte",
+                " — is it overloaded or stuck?",
+            )
+        } else {
+            (
+                self.timeouts.first_byte,
+                "waiting for the first token; it sent only keep-alive comments or empty chunks",
+                " — is it overloaded or stuck?",
+            )
+        };
+        LlmError::Timeout {
+            url: self.url.clone(),
+            seconds: seconds.as_secs(),
+            phase: phase.to_owned(),
+            advice: advice.to_owned(),
+        }
+    }
+
     fn end_of_body(&mut self) {
-        if let Some(event) = self.decoder.finish() {
-            self.handle(event);
+        match self.decoder.finish() {
+            Ok(Some(event)) => self.handle(event),
+            Ok(None) => {}
+            Err(too_long) => return self.event_too_long(too_long),
         }
         if self.ended {
             return;
@@ -269,7 +366,23 @@ impl StreamReader {
         }
         let mut events = VecDeque::new();
         match self.chunks.absorb(value, &mut events) {
-            Ok(()) => self.pending.extend(events.into_iter().map(Ok)),
+            Ok(progress) => {
+                self.answer_bytes += progress.bytes;
+                if self.answer_bytes > self.limits.max_answer_bytes {
+                    warn!(url = %self.url, limit = self.limits.max_answer_bytes, "model answer over the limit");
+                    return self.fail(LlmError::TooLarge {
+                        url: self.url.clone(),
+                        what: "an answer (text, thoughts and tool calls together)".to_owned(),
+                        limit: self.limits.max_answer_bytes,
+                        excerpt: format!("the last event began {}", excerpt(data.as_bytes())),
+                    });
+                }
+                if progress.meaningful {
+                    self.started = true;
+                    self.deadline = Instant::now() + self.timeouts.idle;
+                }
+                self.pending.extend(events.into_iter().map(Ok));
+            }
             Err(detail) => self.fail(LlmError::Malformed {
                 url: self.url.clone(),
                 detail: format!("{detail}: {}", excerpt(data.as_bytes())),
@@ -296,27 +409,21 @@ impl StreamReader {
 /// The events a streaming body cut into `reads` gives, read without a network (for tests).
 #[cfg(test)]
 pub(super) fn replay(reads: &[&[u8]]) -> Vec<Result<ModelEvent, LlmError>> {
-    let mut reader = StreamReader {
-        url: "http://x/v1".into(),
-        body: stream::empty().boxed(),
-        decoder: SseDecoder::new(),
-        pending: VecDeque::new(),
-        chunks: ChunkState::default(),
-        ended: false,
-        saw_event: false,
-        head: Vec::new(),
-        first_byte_deadline: None,
-        timeouts: Timeouts::default(),
-    };
+    replay_with(reads, Limits::default())
+}
+
+/// [`replay`] under other limits.
+#[cfg(test)]
+pub(super) fn replay_with(reads: &[&[u8]], limits: Limits) -> Vec<Result<ModelEvent, LlmError>> {
+    let mut reader = StreamReader::new(
+        "http://x/v1".into(),
+        stream::empty().boxed(),
+        Instant::now(),
+        Timeouts::default(),
+        limits,
+    );
     for read in reads {
-        let room = HEAD_BYTES.saturating_sub(reader.head.len());
-        reader.head.extend_from_slice(&read[..room.min(read.len())]);
-        for event in reader.decoder.feed(read) {
-            reader.handle(event);
-            if reader.ended {
-                break;
-            }
-        }
+        reader.absorb_read(read);
         if reader.ended {
             break;
         }
@@ -336,6 +443,42 @@ mod tests {
             .into_iter()
             .map(|item| item.map_err(|error| error.to_string()))
             .collect()
+    }
+
+    #[test]
+    fn an_answer_over_the_limit_fails_and_says_so() {
+        let limits = Limits {
+            max_answer_bytes: 10,
+            ..Limits::default()
+        };
+        let event = b"data: {\"choices\":[{\"delta\":{\"content\":\"123456\"}}]}\n\n";
+        let events = replay_with(&[event, event], limits);
+        assert_eq!(
+            events[0].as_ref().unwrap(),
+            &ModelEvent::Text("123456".into())
+        );
+        let error = events[1].as_ref().unwrap_err().to_string();
+        assert!(error.contains("sent an answer"), "{error}");
+        assert!(error.contains("limit of 10 bytes"), "{error}");
+        assert_eq!(events.len(), 2);
+    }
+
+    #[test]
+    fn an_event_over_the_limit_fails_with_its_start() {
+        let limits = Limits {
+            max_event_bytes: 64,
+            ..Limits::default()
+        };
+        let line = format!(
+            "data: {{\"choices\":[{{\"delta\":{{\"content\":\"{}",
+            "A".repeat(40)
+        );
+        let reads: Vec<&[u8]> = vec![line.as_bytes(), &[b'A'; 40], &[b'A'; 40]];
+        let events = replay_with(&reads, limits);
+        assert_eq!(events.len(), 1);
+        let error = events[0].as_ref().unwrap_err().to_string();
+        assert!(error.contains("over Punie's limit of 64 bytes"), "{error}");
+        assert!(error.contains("data: {\\\"choices"), "{error}");
     }
 
     #[test]
