@@ -2,6 +2,14 @@
 
 use std::time::Duration;
 
+/// Sessions open at once across every connection unless told otherwise (see
+/// [`AgentConfig::max_sessions`]).
+pub const DEFAULT_MAX_SESSIONS: usize = 1024;
+
+/// Sessions one editor connection may have open at once unless told otherwise (see
+/// [`AgentConfig::max_sessions_per_connection`]).
+pub const DEFAULT_MAX_SESSIONS_PER_CONNECTION: usize = 256;
+
 /// How the agent drives the model.
 #[derive(Clone, Debug, PartialEq)]
 #[non_exhaustive]
@@ -24,6 +32,14 @@ pub struct AgentConfig {
     pub command_timeout: Duration,
     /// The context window to assume when the model server does not report one.
     pub context_size: Option<u32>,
+    /// Sessions open at once across every connection: opening one more is refused with
+    /// [`AgentError::TooManySessions`](super::AgentError::TooManySessions). Each session costs
+    /// memory and, in a directory no other session uses, descriptors.
+    pub max_sessions: usize,
+    /// Sessions one editor connection may have open at once (an ACP connection refuses
+    /// `session/new` beyond it). Smaller than [`max_sessions`](Self::max_sessions), so one
+    /// connection cannot take every session away from the others.
+    pub max_sessions_per_connection: usize,
 }
 
 impl Default for AgentConfig {
@@ -38,6 +54,8 @@ impl Default for AgentConfig {
             bad_tool_call_retries: 3,
             command_timeout: Duration::from_secs(120),
             context_size: None,
+            max_sessions: DEFAULT_MAX_SESSIONS,
+            max_sessions_per_connection: DEFAULT_MAX_SESSIONS_PER_CONNECTION,
         }
     }
 }
