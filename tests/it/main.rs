@@ -33,6 +33,7 @@ mod perf_browser;
 mod perf_modes;
 mod sandbox;
 mod serve;
+mod serve_descriptors;
 mod serve_limits;
 mod tools_files;
 mod tools_search;
