@@ -35,5 +35,6 @@ mod sandbox;
 mod serve;
 mod serve_descriptors;
 mod serve_limits;
+mod serve_soak;
 mod tools_files;
 mod tools_search;

@@ -14,6 +14,17 @@ use crate::support::served::{PATIENCE, ServeConfig, Served, WsClient};
 use punie::agent::{Agent, DEFAULT_MAX_SESSIONS_PER_CONNECTION};
 use punie::server::{self, ServerOptions};
 
+/// The process's descriptors that are not sockets (files, directories, pipes, Landlock
+/// rulesets): what a leak of the local workspace would show.
+pub fn open_non_sockets(pid: u32) -> Vec<String> {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .expect("read /proc/PID/fd")
+        .filter_map(|entry| std::fs::read_link(entry.ok()?.path()).ok())
+        .map(|target| target.display().to_string())
+        .filter(|target| !target.starts_with("socket:"))
+        .collect()
+}
+
 /// Descriptors the process has open now.
 pub fn open_descriptors(pid: u32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/fd"))
