@@ -78,7 +78,10 @@ impl Connection {
     pub(crate) fn check_room(&self) -> Result<(), RequestError> {
         let max = self.agent.config().max_sessions_per_connection;
         if self.sessions().len() >= max {
-            tracing::warn!(max, "refused a new session: this connection has too many open");
+            tracing::warn!(
+                max,
+                "refused a new session: this connection has too many open"
+            );
             return Err(RequestError::TooManySessions { max });
         }
         Ok(())

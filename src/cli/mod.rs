@@ -18,9 +18,7 @@ use anyhow::Context;
 use clap::builder::BoolishValueParser;
 use clap::{Parser, Subcommand};
 
-use punie::agent::{
-    Agent, AgentConfig, DEFAULT_MAX_SESSIONS, DEFAULT_MAX_SESSIONS_PER_CONNECTION,
-};
+use punie::agent::{Agent, AgentConfig, DEFAULT_MAX_SESSIONS, DEFAULT_MAX_SESSIONS_PER_CONNECTION};
 use punie::llm::{ModelSpec, OpenAiModel};
 use punie::workspace::local::SandboxOptions;
 

@@ -73,7 +73,12 @@ pub(super) async fn accept_loop(listener: TcpListener, state: Arc<ServerState>, 
         match state.connections.clone().try_acquire_owned() {
             Ok(permit) => {
                 let slot = ConnectionSlot(Arc::new(Mutex::new(Some(permit))));
-                tracker.spawn(serve_connection(stream, state.clone(), router.clone(), slot));
+                tracker.spawn(serve_connection(
+                    stream,
+                    state.clone(),
+                    router.clone(),
+                    slot,
+                ));
             }
             Err(_) => {
                 let max = state.options.max_connections;

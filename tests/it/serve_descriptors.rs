@@ -56,14 +56,20 @@ async fn thousands_of_sessions_on_one_connection_hit_the_cap_and_descriptors_sta
         let Some(id) = message["id"].as_u64() else {
             continue;
         };
-        assert!(message.get("method").is_none(), "no request expected: {message}");
+        assert!(
+            message.get("method").is_none(),
+            "no request expected: {message}"
+        );
         assert!(pending.remove(&id), "one answer per request: {message}");
         match message.get("error") {
             None => opened += 1,
             Some(error) => refusals.push(error.clone()),
         }
     }
-    assert_eq!(opened, DEFAULT_MAX_SESSIONS_PER_CONNECTION, "sessions opened");
+    assert_eq!(
+        opened, DEFAULT_MAX_SESSIONS_PER_CONNECTION,
+        "sessions opened"
+    );
     assert_eq!(refusals.len(), attempts - opened);
     for error in &refusals {
         assert_eq!(error["code"], -32600, "{error}");

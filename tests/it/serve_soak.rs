@@ -61,10 +61,17 @@ async fn client_run(url: String, index: usize, workspace: std::path::PathBuf) ->
         if stop == "cancelled" {
             cancelled += 1;
         }
-        let expected = if cancel { &["end_turn", "cancelled"][..] } else { &["end_turn"][..] };
-        assert!(expected.contains(&stop), "client {index} turn {turn}: {answer}");
+        let expected = if cancel {
+            &["end_turn", "cancelled"][..]
+        } else {
+            &["end_turn"][..]
+        };
+        assert!(
+            expected.contains(&stop),
+            "client {index} turn {turn}: {answer}"
+        );
     }
-    if index % 4 == 0 {
+    if index.is_multiple_of(4) {
         client
             .send_request("session/prompt", prompt(&session, "left running"))
             .await;
@@ -82,16 +89,25 @@ async fn fifty_connections_and_a_thousand_prompts_leak_nothing() {
     // something to interrupt. Spare replies cover the prompts left running.
     for n in 0..(CONNECTIONS * (PROMPTS + 2) + 100) {
         if n % 10 == 3 {
-            model.push(Reply::tool_call("run_command", json!({"command": "sleep 0.05; echo hi"})));
+            model.push(Reply::tool_call(
+                "run_command",
+                json!({"command": "sleep 0.05; echo hi"}),
+            ));
         }
         let reply = Reply::parts(vec![
             crate::support::fake_model::Part::text("working "),
             crate::support::fake_model::Part::text("on it"),
         ]);
-        model.push(if n % 5 == 4 { reply.chunk_delay(Duration::from_millis(20)) } else { reply });
+        model.push(if n % 5 == 4 {
+            reply.chunk_delay(Duration::from_millis(20))
+        } else {
+            reply
+        });
     }
-    let mut config = ServeConfig::default();
-    config.model = Some(model.spec_for(FAKE_MODEL));
+    let config = ServeConfig {
+        model: Some(model.spec_for(FAKE_MODEL)),
+        ..ServeConfig::default()
+    };
     let served = Served::start(config).await;
     let pid = served.child.id().unwrap();
     let workspace = tempfile::tempdir().unwrap();
@@ -100,10 +116,20 @@ async fn fifty_connections_and_a_thousand_prompts_leak_nothing() {
     let warm = tokio::spawn(client_run(served.ws_url(), 1, workspace.path().to_owned()));
     warm.await.unwrap();
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let (fds, others, rss) = (open_descriptors(pid), open_non_sockets(pid), resident_kib(pid));
+    let (fds, others, rss) = (
+        open_descriptors(pid),
+        open_non_sockets(pid),
+        resident_kib(pid),
+    );
 
     let runs: Vec<_> = (0..CONNECTIONS)
-        .map(|index| tokio::spawn(client_run(served.ws_url(), index, workspace.path().to_owned())))
+        .map(|index| {
+            tokio::spawn(client_run(
+                served.ws_url(),
+                index,
+                workspace.path().to_owned(),
+            ))
+        })
         .collect();
     let mut cancelled = 0;
     for run in runs {
@@ -119,9 +145,16 @@ async fn fifty_connections_and_a_thousand_prompts_leak_nothing() {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert!(closed, "sessions or commands left: {}", served.health().await);
-    let (fds_after, others_after, rss_after) =
-        (open_descriptors(pid), open_non_sockets(pid), resident_kib(pid));
+    assert!(
+        closed,
+        "sessions or commands left: {}",
+        served.health().await
+    );
+    let (fds_after, others_after, rss_after) = (
+        open_descriptors(pid),
+        open_non_sockets(pid),
+        resident_kib(pid),
+    );
     // Files, directories, pipes and rulesets must all be back; sockets may stay in the model
     // client's keep-alive pool, which holds at most one per turn that ran at once.
     assert!(
@@ -132,12 +165,21 @@ async fn fifty_connections_and_a_thousand_prompts_leak_nothing() {
         fds_after <= fds + CONNECTIONS + 8,
         "descriptors: {fds} before the soak, {fds_after} after"
     );
-    assert!(children(pid).is_empty(), "child processes left: {:?}", children(pid));
+    assert!(
+        children(pid).is_empty(),
+        "child processes left: {:?}",
+        children(pid)
+    );
     assert!(
         rss_after <= rss * 3 + 64 * 1024,
         "resident memory: {rss} KiB before, {rss_after} KiB after"
     );
     let answered = model.completed();
-    assert!(answered >= CONNECTIONS * PROMPTS / 2, "model answers: {answered}");
-    eprintln!("soak: {cancelled} turns cancelled, {answered} model answers, fds {fds}->{fds_after}, rss {rss}->{rss_after} KiB");
+    assert!(
+        answered >= CONNECTIONS * PROMPTS / 2,
+        "model answers: {answered}"
+    );
+    eprintln!(
+        "soak: {cancelled} turns cancelled, {answered} model answers, fds {fds}->{fds_after}, rss {rss}->{rss_after} KiB"
+    );
 }

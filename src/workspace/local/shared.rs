@@ -110,7 +110,10 @@ mod tests {
         std::fs::rename(&root, tmp.path().join("moved")).unwrap();
         std::fs::create_dir(&root).unwrap();
         let new = root_dir(&root).unwrap();
-        assert!(!Arc::ptr_eq(&old, &new), "the old handle names the moved directory");
+        assert!(
+            !Arc::ptr_eq(&old, &new),
+            "the old handle names the moved directory"
+        );
         assert_eq!(identity_of_dir(&new), identity_of_path(&root).ok());
     }
 

@@ -22,8 +22,8 @@ use tokio::sync::{oneshot, watch};
 
 use super::output::OutputBuffer;
 use super::root::{map_io_error, relative_to_root};
-use super::shared;
 use super::sandbox::{LandlockStatus, Sandbox, SandboxOptions};
+use super::shared;
 use crate::workspace::{
     CommandRequest, ExitStatus, Result, TerminalId, TerminalOutput, Terminals, WorkspaceError,
 };
