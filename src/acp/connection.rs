@@ -71,6 +71,22 @@ impl Connection {
         self.sessions.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Refuses a new session when this connection already has as many as
+    /// [`max_sessions_per_connection`](crate::agent::AgentConfig::max_sessions_per_connection).
+    /// Checked before anything is opened for the session; the handlers of one connection run
+    /// one at a time on its dispatch loop, so the check and the adoption cannot interleave.
+    pub(crate) fn check_room(&self) -> Result<(), RequestError> {
+        let max = self.agent.config().max_sessions_per_connection;
+        if self.sessions().len() >= max {
+            tracing::warn!(
+                max,
+                "refused a new session: this connection has too many open"
+            );
+            return Err(RequestError::TooManySessions { max });
+        }
+        Ok(())
+    }
+
     /// Counts a session as this connection's, so it can use it and closes it on hang-up.
     pub(crate) fn adopt_session(&self, id: &str) {
         self.sessions().push(id.to_owned());

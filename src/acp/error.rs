@@ -25,6 +25,14 @@ pub(crate) enum RequestError {
     /// A method Punie does not implement (the method's name).
     #[error("Method not found: {0}")]
     UnknownMethod(String),
+    /// `session/new` on a connection that already has as many sessions as one may have.
+    #[error(
+        "this connection already has {max} sessions open, the most one connection may have: open a new connection for more (a connection's sessions close when it ends), or start Punie with a higher --max-sessions-per-connection"
+    )]
+    TooManySessions {
+        /// The per-connection limit.
+        max: usize,
+    },
     /// `_punie/perf_report` while nothing records timings: the method is as good as absent.
     #[error("perf is off: start punie with --perf or PUNIE_PERF=1")]
     PerfOff,
@@ -75,9 +83,9 @@ impl From<RequestError> for agent_client_protocol::Error {
                 let not_found = wire::Error::session_not_found(id.clone());
                 (not_found.code.into(), not_found.data)
             }
-            RequestError::Agent(AgentError::Busy(_)) | RequestError::InvalidMessage(_) => {
-                (ErrorCode::INVALID_REQUEST, text())
-            }
+            RequestError::Agent(AgentError::Busy(_) | AgentError::TooManySessions { .. })
+            | RequestError::TooManySessions { .. }
+            | RequestError::InvalidMessage(_) => (ErrorCode::INVALID_REQUEST, text()),
             RequestError::NotUtf8 { .. } => (ErrorCode::PARSE_ERROR, text()),
             RequestError::NotJson { start, bytes, .. } => (
                 ErrorCode::PARSE_ERROR,

@@ -56,7 +56,8 @@ pub(crate) async fn authenticate(
     responder.respond(wire::AuthenticateResponse::new())
 }
 
-/// `session/new`. The session is created (and counted as this connection's) at once; checking
+/// `session/new`, refused beyond the per-connection and the global session caps. The session is
+/// created (and counted as this connection's) at once; checking
 /// its model asks the server, so the answer comes from a task. Editors expect the answer before
 /// anything else about the session, so the tool catalog request and the MCP servers start only
 /// after it.
@@ -66,11 +67,14 @@ pub(crate) async fn new_session(
     responder: Responder<wire::NewSessionResponse>,
     cx: ConnectionTo<Client>,
 ) -> Result<(), agent_client_protocol::Error> {
-    let workspace = match connection.workspace(&cx, request.cwd) {
-        Ok(workspace) => workspace,
+    let opened = connection.check_room().and_then(|()| {
+        let workspace = connection.workspace(&cx, request.cwd)?;
+        Ok(connection.agent.open_session(workspace)?)
+    });
+    let opening = match opened {
+        Ok(opening) => opening,
         Err(error) => return responder.respond_with_error(error.into()),
     };
-    let opening = connection.agent.open_session(workspace);
     connection.adopt_session(opening.id());
     // Marked before the answer, so the session's first prompt waits for these tools.
     let discovery = connection

@@ -2,6 +2,14 @@
 
 use std::time::Duration;
 
+/// Sessions open at once across every connection unless told otherwise (see
+/// [`AgentConfig::max_sessions`]).
+pub const DEFAULT_MAX_SESSIONS: usize = 1024;
+
+/// Sessions one editor connection may have open at once unless told otherwise (see
+/// [`AgentConfig::max_sessions_per_connection`]).
+pub const DEFAULT_MAX_SESSIONS_PER_CONNECTION: usize = 256;
+
 /// How the agent drives the model.
 #[derive(Clone, Debug, PartialEq)]
 #[non_exhaustive]
@@ -27,6 +35,14 @@ pub struct AgentConfig {
     /// The longest a prompt turn may take, so a model server that trickles its answer cannot
     /// hold a turn for ever. Checked while the turn waits for the model. Default 30 min.
     pub turn_timeout: Duration,
+    /// Sessions open at once across every connection: opening one more is refused with
+    /// [`AgentError::TooManySessions`](super::AgentError::TooManySessions). Each session costs
+    /// memory and, in a directory no other session uses, descriptors.
+    pub max_sessions: usize,
+    /// Sessions one editor connection may have open at once (an ACP connection refuses
+    /// `session/new` beyond it). Smaller than [`max_sessions`](Self::max_sessions), so one
+    /// connection cannot take every session away from the others.
+    pub max_sessions_per_connection: usize,
 }
 
 impl Default for AgentConfig {
@@ -42,6 +58,8 @@ impl Default for AgentConfig {
             command_timeout: Duration::from_secs(120),
             context_size: None,
             turn_timeout: Duration::from_secs(30 * 60),
+            max_sessions: DEFAULT_MAX_SESSIONS,
+            max_sessions_per_connection: DEFAULT_MAX_SESSIONS_PER_CONNECTION,
         }
     }
 }

@@ -35,6 +35,14 @@ pub enum AgentError {
         /// The limit, in seconds.
         seconds: u64,
     },
+    /// Opening a session would pass [`AgentConfig::max_sessions`](super::AgentConfig::max_sessions).
+    #[error(
+        "Punie already has {max} sessions open, the most it allows: end connections you no longer use (their sessions close with them), or start Punie with a higher --max-sessions"
+    )]
+    TooManySessions {
+        /// The limit.
+        max: usize,
+    },
     /// Even after compacting the history, the request does not fit the context window.
     #[error(
         "the conversation needs about {needed} tokens but the model's context window is {window} tokens, even after compacting the history — start a new session, or load the model with a larger context (llama-server -c, Ollama num_ctx, LM Studio's context length) and pass --context-size"

@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 pub use builder::{AgentBuilder, BuildError};
-pub use config::AgentConfig;
+pub use config::{AgentConfig, DEFAULT_MAX_SESSIONS, DEFAULT_MAX_SESSIONS_PER_CONNECTION};
 pub use error::AgentError;
 pub use events::{EventSink, StopReason, ToolCallChange, ToolCallStart, ToolCallStatus, TurnEvent};
 pub use observe::{ModelRequestStats, ToolCallStats, TurnObserver};

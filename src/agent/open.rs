@@ -45,10 +45,23 @@ impl Agent {
     /// Starts opening a session with the agent's [toolset](Agent::toolset), working in the
     /// workspace `workspace` builds for the new session's id. The session is registered at
     /// once; finish with [`Agent::finish_opening`] before letting anyone use it.
-    pub fn open_session(&self, workspace: impl FnOnce(&str) -> Workspace) -> OpeningSession {
-        OpeningSession {
-            session: self.new_session(workspace, self.toolset()),
+    ///
+    /// Refused with [`AgentError::TooManySessions`] when
+    /// [`max_sessions`](super::AgentConfig::max_sessions) are already open. The count is read
+    /// just before the session is registered, so sessions opened on other connections at the
+    /// very same instant can pass the limit by at most one each.
+    pub fn open_session(
+        &self,
+        workspace: impl FnOnce(&str) -> Workspace,
+    ) -> Result<OpeningSession, AgentError> {
+        let max = self.config.max_sessions;
+        if self.session_count() >= max {
+            tracing::warn!(max, "refused a new session: too many open");
+            return Err(AgentError::TooManySessions { max });
         }
+        Ok(OpeningSession {
+            session: self.new_session(workspace, self.toolset()),
+        })
     }
 
     /// Checks with the server that the session's model exists (waiting at most a few seconds)

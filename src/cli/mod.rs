@@ -4,6 +4,7 @@
 pub mod ask;
 pub mod config;
 pub mod init;
+pub mod limits;
 pub mod logging;
 pub mod perf;
 pub mod serve;
@@ -18,7 +19,7 @@ use anyhow::Context;
 use clap::builder::BoolishValueParser;
 use clap::{Parser, Subcommand};
 
-use punie::agent::{Agent, AgentConfig};
+use punie::agent::{Agent, AgentConfig, DEFAULT_MAX_SESSIONS, DEFAULT_MAX_SESSIONS_PER_CONNECTION};
 use punie::llm::{ModelSpec, OpenAiModel, Timeouts};
 use punie::workspace::local::SandboxOptions;
 
@@ -95,6 +96,15 @@ pub struct Cli {
     /// anywhere Punie can.
     #[arg(long, env = "PUNIE_NO_LANDLOCK", global = true, value_parser = BoolishValueParser::new(), default_value_t = false, num_args = 0, default_missing_value = "true")]
     pub no_landlock: bool,
+
+    /// Sessions open at once across every connection; `session/new` beyond is refused.
+    #[arg(long, env = "PUNIE_MAX_SESSIONS", global = true, default_value_t = DEFAULT_MAX_SESSIONS, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..), value_name = "N")]
+    pub max_sessions: usize,
+
+    /// Sessions one editor connection may have open at once; `session/new` beyond is refused
+    /// (a connection's sessions close when it ends).
+    #[arg(long, env = "PUNIE_MAX_SESSIONS_PER_CONNECTION", global = true, default_value_t = DEFAULT_MAX_SESSIONS_PER_CONNECTION, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..), value_name = "N")]
+    pub max_sessions_per_connection: usize,
 
     /// Where `--perf` reports go (default: the platform state directory).
     #[arg(long, env = "PUNIE_PERF_DIR", global = true, value_name = "DIR")]
@@ -209,6 +219,8 @@ impl Cli {
         config.max_turn_requests = self.max_turn_requests;
         config.context_size = self.context_size.or(entry.context_size);
         config.turn_timeout = Duration::from_secs(self.turn_timeout);
+        config.max_sessions = self.max_sessions;
+        config.max_sessions_per_connection = self.max_sessions_per_connection;
         if let Some(temperature) = entry.temperature {
             config.temperature = temperature;
         }
@@ -246,6 +258,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         perf = cli.perf,
         "options"
     );
+    limits::raise_open_file_limit(cli.max_sessions);
     match &cli.command {
         None | Some(Command::Stdio) => stdio::run(&cli),
         Some(Command::Serve(args)) => serve::run(&cli, args),

@@ -30,10 +30,7 @@ pub(super) async fn health(State(state): State<Arc<ServerState>>) -> Json<Value>
         state.options.model_probe_timeout,
     )
     .await;
-    let connections = state
-        .options
-        .max_connections
-        .saturating_sub(state.connections.available_permits());
+    let connections = state.sockets.load(std::sync::atomic::Ordering::Relaxed);
     Json(json!({
         "status": if model.up { "ok" } else { "degraded" },
         "version": env!("CARGO_PKG_VERSION"),

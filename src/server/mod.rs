@@ -15,13 +15,16 @@
 //! - A request with an `Origin` header (a browser page) is refused (403) unless the origin is
 //!   `http(s)://localhost`, `127.0.0.1` or `[::1]` on any port; so is, on a loopback bind, a
 //!   `Host` that is not a loopback name (DNS rebinding).
-//! - At most [`ServerOptions::max_connections`] WebSocket connections at once (503 beyond), and
-//!   messages of at most [`ServerOptions::max_message_bytes`].
+//! - At most [`ServerOptions::max_connections`] connections at once (503 beyond): through
+//!   [`serve`], every TCP connection counts from its accept, and one that has not sent its
+//!   request headers within [`ServerOptions::header_timeout`] is dropped. Messages of at most
+//!   [`ServerOptions::max_message_bytes`].
 //!
 //! On shutdown (the token given to [`serve`] is cancelled) the listener stops accepting and
 //! every WebSocket connection is dropped; the caller then closes the agent's sessions
 //! ([`Agent::close_all`]) to cancel turns and kill commands.
 
+mod accept;
 mod guard;
 mod health;
 mod perf;
@@ -29,7 +32,7 @@ mod socket;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, AtomicUsize};
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -45,6 +48,9 @@ pub const DEFAULT_MAX_CONNECTIONS: usize = 64;
 
 /// The largest WebSocket message (and frame) accepted unless told otherwise: 16 MiB.
 pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
+
+/// How long a connection may take to send its request headers unless told otherwise.
+pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How long `/health` waits for the model server unless told otherwise.
 pub const DEFAULT_MODEL_PROBE_TIMEOUT: Duration = Duration::from_secs(3);
@@ -90,8 +96,13 @@ pub struct ServerOptions {
     pub token: Option<String>,
     /// True when bound to a non-loopback address: any `Host` header is then accepted.
     pub remote: bool,
-    /// WebSocket connections served at once; more get 503.
+    /// Connections served at once; more get 503. Through [`serve`] this counts every TCP
+    /// connection (WebSockets, HTTP requests, and connections still sending their headers);
+    /// through [`router`] in another server, WebSockets only.
     pub max_connections: usize,
+    /// How long [`serve`] waits for a request's headers (on a new connection, or the next
+    /// request on a kept-alive one) before dropping the connection.
+    pub header_timeout: Duration,
     /// The largest WebSocket message (and frame) accepted, in bytes.
     pub max_message_bytes: usize,
     /// How long `/health` waits for the agent's model to say whether it answers
@@ -105,6 +116,7 @@ impl Default for ServerOptions {
             token: None,
             remote: false,
             max_connections: DEFAULT_MAX_CONNECTIONS,
+            header_timeout: DEFAULT_HEADER_TIMEOUT,
             max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
             model_probe_timeout: DEFAULT_MODEL_PROBE_TIMEOUT,
         }
@@ -117,6 +129,8 @@ struct ServerState {
     options: ServerOptions,
     started: Instant,
     connections: Arc<Semaphore>,
+    /// WebSocket connections open now, for `/health`.
+    sockets: AtomicUsize,
     next_connection: AtomicU64,
     shutdown: CancellationToken,
 }
@@ -128,6 +142,7 @@ impl ServerState {
             connections: Arc::new(Semaphore::new(options.max_connections)),
             options,
             started: Instant::now(),
+            sockets: AtomicUsize::new(0),
             next_connection: AtomicU64::new(1),
             shutdown,
         })
@@ -193,7 +208,10 @@ pub async fn bind(
 /// The routes, for embedding in another axum application. Connections end when `shutdown` is
 /// cancelled.
 pub fn router(agent: Arc<Agent>, options: ServerOptions, shutdown: CancellationToken) -> Router {
-    let state = ServerState::new(agent, options, shutdown);
+    routes(ServerState::new(agent, options, shutdown))
+}
+
+fn routes(state: Arc<ServerState>) -> Router {
     Router::new()
         .route("/health", get(health::health))
         .route("/acp", get(socket::acp_socket))
@@ -216,11 +234,8 @@ pub async fn serve(
     if let Ok(address) = listener.local_addr() {
         tracing::info!(%address, remote = options.remote, token = options.token.is_some(), "HTTP server listening");
     }
-    let app = router(agent, options, shutdown.clone());
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown.cancelled_owned())
-        .await
-        .map_err(|e| ServerError::Serve(e.to_string()))?;
+    let state = ServerState::new(agent, options, shutdown);
+    accept::accept_loop(listener, state.clone(), routes(state)).await;
     tracing::info!("HTTP server stopped");
     Ok(())
 }

@@ -8,6 +8,7 @@ use std::io;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
+use axum::Extension;
 use axum::extract::State;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::http::StatusCode;
@@ -15,13 +16,21 @@ use axum::response::{IntoResponse, Response};
 use futures::{SinkExt, StreamExt};
 
 use super::ServerState;
+use super::accept::ConnectionSlot;
 
 /// Upgrades to a WebSocket and serves ACP on it, unless the server is full (503).
 pub(super) async fn acp_socket(
     State(state): State<Arc<ServerState>>,
+    slot: Option<Extension<ConnectionSlot>>,
     upgrade: WebSocketUpgrade,
 ) -> Response {
-    let Ok(permit) = state.connections.clone().try_acquire_owned() else {
+    // Through `serve`, the TCP connection already holds a slot: the socket keeps it. In another
+    // server (`router`), the socket takes one of its own.
+    let permit = match slot.and_then(|Extension(slot)| slot.take()) {
+        Some(permit) => Ok(permit),
+        None => state.connections.clone().try_acquire_owned(),
+    };
+    let Ok(permit) = permit else {
         tracing::warn!(
             max = state.options.max_connections,
             "refused a WebSocket connection: too many open"
@@ -48,6 +57,8 @@ pub(super) async fn acp_socket(
 
 async fn serve_socket(state: Arc<ServerState>, socket: WebSocket) {
     let id = state.next_connection.fetch_add(1, Ordering::Relaxed);
+    state.sockets.fetch_add(1, Ordering::Relaxed);
+    let _counted = SocketCount(&state);
     tracing::info!(connection = id, "WebSocket ACP connection opened");
     let (sink, stream) = socket.split();
     let outgoing = sink
@@ -76,5 +87,14 @@ async fn serve_socket(state: Arc<ServerState>, socket: WebSocket) {
         () = state.shutdown.cancelled() => {
             tracing::info!(connection = id, "WebSocket ACP connection dropped on shutdown");
         }
+    }
+}
+
+/// Counts a WebSocket as open until dropped, however its task ends.
+struct SocketCount<'a>(&'a ServerState);
+
+impl Drop for SocketCount<'_> {
+    fn drop(&mut self) {
+        self.0.sockets.fetch_sub(1, Ordering::Relaxed);
     }
 }

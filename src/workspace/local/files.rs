@@ -25,7 +25,8 @@ use std::sync::Arc;
 use cap_std::fs::{Dir, OpenOptions, OpenOptionsExt};
 use futures::future::BoxFuture;
 
-use super::root::{map_io_error, open_for_reading, open_root, relative_to_root};
+use super::root::{map_io_error, open_for_reading, relative_to_root};
+use super::shared;
 use crate::workspace::{FileSystem, Result, WorkspaceError, WorkspacePath};
 
 /// Largest file [`LocalFileSystem`] reads whole, in bytes (256 MiB): larger files are refused
@@ -43,13 +44,12 @@ pub struct LocalFileSystem {
 }
 
 impl LocalFileSystem {
-    /// Opens the workspace root (an existing directory, absolute path).
+    /// Opens the workspace root (an existing directory, absolute path). The handle is shared
+    /// with every other user of the same directory, so another session there costs no
+    /// descriptor.
     pub fn new(root: PathBuf) -> Result<Self> {
-        let dir = open_root(&root)?;
-        Ok(Self {
-            root,
-            dir: Arc::new(dir),
-        })
+        let dir = shared::root_dir(&root)?;
+        Ok(Self { root, dir })
     }
 
     /// The workspace root.

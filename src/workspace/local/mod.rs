@@ -14,6 +14,8 @@
 //!   while reading and executing stay allowed everywhere.
 //! - **Walks** (`Walker`, for the search tools): the start is canonicalized through the same
 //!   handle, symlinks are never followed, and every file searched is opened through the handle.
+//! - **Descriptors**: sessions in the same directory share one root handle and one Landlock
+//!   ruleset (`shared`), so an idle session holds no descriptor of its own.
 //! - **Permissions** ([`PolicyPermissions`], [`TtyPermissions`]): a fixed `--approve` policy, or
 //!   a question to the person at the terminal, or a refusal that says how to allow.
 
@@ -22,6 +24,7 @@ mod output;
 mod permissions;
 mod root;
 mod sandbox;
+mod shared;
 mod terminals;
 mod walk;
 

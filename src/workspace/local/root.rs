@@ -20,7 +20,7 @@ pub(super) fn canonical_root(root: &Path) -> Result<PathBuf> {
     std::fs::canonicalize(root).map_err(|err| opening_failed(root, err))
 }
 
-fn opening_failed(root: &Path, err: io::Error) -> WorkspaceError {
+pub(super) fn opening_failed(root: &Path, err: io::Error) -> WorkspaceError {
     WorkspaceError::Io {
         operation: "opening the workspace",
         path: root.display().to_string(),

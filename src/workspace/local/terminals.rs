@@ -21,8 +21,9 @@ use tokio::net::unix::pipe::Receiver;
 use tokio::sync::{oneshot, watch};
 
 use super::output::OutputBuffer;
-use super::root::{map_io_error, open_root, relative_to_root};
+use super::root::{map_io_error, relative_to_root};
 use super::sandbox::{LandlockStatus, Sandbox, SandboxOptions};
+use super::shared;
 use crate::workspace::{
     CommandRequest, ExitStatus, Result, TerminalId, TerminalOutput, Terminals, WorkspaceError,
 };
@@ -34,8 +35,8 @@ pub const DEFAULT_OUTPUT_BYTE_LIMIT: u64 = 1024 * 1024;
 #[derive(Debug)]
 pub struct LocalTerminals {
     root: PathBuf,
-    dir: Dir,
-    sandbox: Sandbox,
+    dir: Arc<Dir>,
+    sandbox: Arc<Sandbox>,
     next_id: AtomicU64,
     terminals: Mutex<HashMap<TerminalId, Arc<Terminal>>>,
 }
@@ -63,10 +64,12 @@ struct Shared {
 
 impl LocalTerminals {
     /// Prepares to run commands in `root` (an existing directory, absolute path), confined as
-    /// `options` say.
+    /// `options` say. The root handle and the Landlock ruleset are shared with every other
+    /// user of the same directory (and options), so another session there costs no
+    /// descriptor.
     pub fn new(root: PathBuf, options: SandboxOptions) -> Result<Self> {
-        let dir = open_root(&root)?;
-        let sandbox = Sandbox::new(&root, &options)?;
+        let dir = shared::root_dir(&root)?;
+        let sandbox = shared::sandbox(&root, &dir, &options)?;
         Ok(Self {
             root,
             dir,
