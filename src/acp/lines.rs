@@ -139,7 +139,11 @@ where
     R: AsyncRead + Send + 'static,
     W: tokio::io::AsyncWrite + Send + 'static,
 {
-    let outgoing = Outgoing::new(Destination::Bytes(Box::pin(writer)), pending.clone());
+    let outgoing = Outgoing::new(
+        Destination::Bytes(Box::pin(writer)),
+        pending.clone(),
+        stop.clone(),
+    );
     let reader = LineReader::new(Box::pin(reader), MAX_LINE_BYTES);
     let state = (reader, outgoing.clone(), pending, stop);
     let incoming = futures::stream::unfold(state, |mut state| async move {
@@ -223,7 +227,12 @@ where
     F: Into<Frame>,
 {
     let pending = Arc::new(Pending::default());
-    let outgoing = Outgoing::new(Destination::Frames(Box::pin(outgoing)), pending.clone());
+    // A closed WebSocket ends through its own incoming side; the token is only for byte streams.
+    let outgoing = Outgoing::new(
+        Destination::Frames(Box::pin(outgoing)),
+        pending.clone(),
+        CancellationToken::new(),
+    );
     let state = (
         Box::pin(incoming),
         VecDeque::new(),

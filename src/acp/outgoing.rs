@@ -11,6 +11,7 @@ use std::task::{Context, Poll};
 use futures::future::BoxFuture;
 use futures::{FutureExt, Sink, SinkExt};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio_util::sync::CancellationToken;
 
 use super::error::bounded_error_frame;
 use super::precheck::response_id;
@@ -68,13 +69,21 @@ impl Pending {
 pub(crate) struct Outgoing {
     destination: tokio::sync::Mutex<Destination>,
     pending: Arc<Pending>,
+    /// Cancelled when the editor closes its reading end: the connection then ends as if its
+    /// input had ended, instead of failing (an editor that quits mid-turn is not an error).
+    hung_up: CancellationToken,
 }
 
 impl Outgoing {
-    pub(crate) fn new(destination: Destination, pending: Arc<Pending>) -> Arc<Self> {
+    pub(crate) fn new(
+        destination: Destination,
+        pending: Arc<Pending>,
+        hung_up: CancellationToken,
+    ) -> Arc<Self> {
         Arc::new(Self {
             destination: tokio::sync::Mutex::new(destination),
             pending,
+            hung_up,
         })
     }
 
@@ -86,14 +95,27 @@ impl Outgoing {
         } else {
             response_id(&frame)
         };
-        match &mut *self.destination.lock().await {
+        if self.hung_up.is_cancelled() {
+            return Ok(());
+        }
+        let written = match &mut *self.destination.lock().await {
             Destination::Bytes(writer) => {
                 let mut bytes = frame.into_bytes();
                 bytes.push(b'\n');
-                writer.write_all(&bytes).await?;
-                writer.flush().await?;
+                match writer.write_all(&bytes).await {
+                    Ok(()) => writer.flush().await,
+                    Err(error) => Err(error),
+                }
             }
-            Destination::Frames(sink) => sink.send(frame).await?,
+            Destination::Frames(sink) => sink.send(frame).await,
+        };
+        match written {
+            Err(error) if is_hang_up(&error) => {
+                tracing::info!(%error, "the editor closed its end of the connection; ending it");
+                self.hung_up.cancel();
+                return Ok(());
+            }
+            other => other?,
         }
         if let Some(id) = answers {
             self.pending.answered(&id);
@@ -117,6 +139,14 @@ impl Outgoing {
             closing: false,
         }
     }
+}
+
+/// The peer stopped reading: nobody is left to tell, so this ends the connection cleanly.
+fn is_hang_up(error: &io::Error) -> bool {
+    matches!(
+        error.kind(),
+        io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset | io::ErrorKind::NotConnected
+    )
 }
 
 /// A `Sink<String>` over the shared writer, one frame in flight at a time.
@@ -164,5 +194,48 @@ impl Sink<String> for AgentSink {
             this.busy = Some(async move { outgoing.close().await }.boxed());
         }
         this.poll_busy(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A writer whose reader has gone, as stdout is once the editor quits.
+    struct Gone;
+
+    impl AsyncWrite for Gone {
+        fn poll_write(
+            self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            _: &[u8],
+        ) -> Poll<io::Result<usize>> {
+            Poll::Ready(Err(io::ErrorKind::BrokenPipe.into()))
+        }
+        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+        fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    #[tokio::test]
+    async fn an_editor_that_stopped_reading_ends_the_connection_without_an_error() {
+        let hung_up = CancellationToken::new();
+        let outgoing = Outgoing::new(
+            Destination::Bytes(Box::pin(Gone)),
+            Arc::default(),
+            hung_up.clone(),
+        );
+        outgoing
+            .send("{}".to_owned())
+            .await
+            .expect("a hang-up is no error");
+        assert!(hung_up.is_cancelled(), "the connection is told to end");
+        outgoing
+            .send("{}".to_owned())
+            .await
+            .expect("later frames are dropped");
     }
 }
