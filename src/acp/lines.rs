@@ -139,19 +139,23 @@ where
     R: AsyncRead + Send + 'static,
     W: tokio::io::AsyncWrite + Send + 'static,
 {
+    // The editor closing its reading end ends the input too, but separately from `stop`: a
+    // shutdown that cancels `stop` must still let queued frames out.
+    let hung_up = CancellationToken::new();
     let outgoing = Outgoing::new(
         Destination::Bytes(Box::pin(writer)),
         pending.clone(),
-        stop.clone(),
+        hung_up.clone(),
     );
     let reader = LineReader::new(Box::pin(reader), MAX_LINE_BYTES);
-    let state = (reader, outgoing.clone(), pending, stop);
+    let state = (reader, outgoing.clone(), pending, stop, hung_up);
     let incoming = futures::stream::unfold(state, |mut state| async move {
-        let (reader, outgoing, pending, stop) = &mut state;
+        let (reader, outgoing, pending, stop, hung_up) = &mut state;
         loop {
             let line = tokio::select! {
                 biased;
                 () = stop.cancelled() => return None,
+                () = hung_up.cancelled() => return None,
                 line = reader.next() => line,
             };
             let routed = match line {
