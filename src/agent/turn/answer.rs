@@ -1,0 +1,143 @@
+//! One model request: streaming its answer to the editor, with the request's timings.
+
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+
+use super::{Turn, unless_cancelled};
+use crate::agent::events::TurnEvent;
+use crate::agent::observe::ModelRequestStats;
+use crate::llm::{ChatRequest, FinishReason, LlmError, ModelEvent, ToolCall};
+
+/// The most bytes of text one message or thought chunk sent to the editor carries: a server
+/// may send a delta of megabytes, which editors render badly in one piece.
+const MAX_CHUNK_BYTES: usize = 16 * 1024;
+
+/// `text` in pieces of at most `max` bytes (at least one character each), cut on character
+/// boundaries.
+fn pieces(text: &str, max: usize) -> impl Iterator<Item = &str> {
+    let mut rest = text;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let mut cut = max.min(rest.len());
+        while !rest.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        if cut == 0 {
+            cut = rest.chars().next().map_or(rest.len(), char::len_utf8);
+        }
+        let (piece, tail) = rest.split_at(cut);
+        rest = tail;
+        Some(piece)
+    })
+}
+
+/// What one model request produced.
+#[derive(Default)]
+pub(super) struct Answer {
+    pub(super) text: String,
+    pub(super) tool_calls: Vec<ToolCall>,
+    pub(super) finish: Option<FinishReason>,
+}
+
+impl Answer {
+    /// True once anything of the answer reached the person.
+    pub(super) fn streamed(&self) -> bool {
+        !self.text.is_empty() || !self.tool_calls.is_empty()
+    }
+}
+
+/// Why waiting for a model answer failed.
+pub(super) enum ModelWait {
+    /// The model failed.
+    Failed(LlmError),
+    /// The turn ran out of time ([`AgentConfig::turn_timeout`]).
+    PastDeadline,
+}
+
+impl Turn<'_> {
+    /// Streams one model answer into `answer`, relaying text and thoughts. Returns false when the
+    /// turn was cancelled.
+    pub(super) async fn stream_answer(
+        &self,
+        request: ChatRequest,
+        answer: &mut Answer,
+        deadline: tokio::time::Instant,
+    ) -> Result<bool, ModelWait> {
+        let started = Instant::now();
+        let mut stats = ModelRequestStats {
+            model: self.model().describe(),
+            time_to_first_token: None,
+            total: Duration::ZERO,
+            usage: None,
+            chunks: 0,
+            completed: false,
+        };
+        let result =
+            tokio::time::timeout_at(deadline, self.relay(request, answer, started, &mut stats))
+                .await
+                .unwrap_or(Err(ModelWait::PastDeadline));
+        stats.total = started.elapsed();
+        stats.completed = matches!(result, Ok(true));
+        tracing::info!(
+            session = %self.session.id,
+            model = %stats.model,
+            first_token_ms = stats.time_to_first_token.map(|d| d.as_millis() as u64),
+            total_ms = stats.total.as_millis() as u64,
+            prompt_tokens = stats.usage.map(|u| u.prompt_tokens),
+            completion_tokens = stats.usage.map(|u| u.completion_tokens),
+            tool_calls = answer.tool_calls.len(),
+            finish = ?answer.finish,
+            completed = stats.completed,
+            "model request"
+        );
+        if let Some(observer) = self.observer {
+            observer.model_request(&self.session.id, &stats);
+        }
+        result
+    }
+
+    pub(super) async fn relay(
+        &self,
+        request: ChatRequest,
+        answer: &mut Answer,
+        started: Instant,
+        stats: &mut ModelRequestStats,
+    ) -> Result<bool, ModelWait> {
+        let model = self.model();
+        let Some(stream) = unless_cancelled(&self.cancel, model.stream(request)).await else {
+            return Ok(false);
+        };
+        let mut stream = stream.map_err(ModelWait::Failed)?;
+        loop {
+            let Some(next) = unless_cancelled(&self.cancel, stream.next()).await else {
+                return Ok(false);
+            };
+            let Some(event) = next else { break };
+            stats
+                .time_to_first_token
+                .get_or_insert_with(|| started.elapsed());
+            match event.map_err(ModelWait::Failed)? {
+                ModelEvent::Text(text) => {
+                    stats.chunks += 1;
+                    answer.text.push_str(&text);
+                    for piece in pieces(&text, MAX_CHUNK_BYTES) {
+                        self.emit(TurnEvent::MessageChunk(piece.to_owned()));
+                    }
+                }
+                ModelEvent::Thought(text) => {
+                    stats.chunks += 1;
+                    for piece in pieces(&text, MAX_CHUNK_BYTES) {
+                        self.emit(TurnEvent::ThoughtChunk(piece.to_owned()));
+                    }
+                }
+                ModelEvent::ToolCall(call) => answer.tool_calls.push(call),
+                ModelEvent::Usage(usage) => stats.usage = Some(usage),
+                ModelEvent::Finished(reason) => answer.finish = Some(reason),
+            }
+        }
+        Ok(true)
+    }
+}

@@ -1,0 +1,28 @@
+//! The system prompt.
+
+use super::Turn;
+
+impl Turn<'_> {
+    pub(super) fn system_prompt(&self) -> String {
+        let root = self.session.workspace.root().display();
+        // Tool descriptions travel with the tool schemas; naming the tools is enough here, and
+        // small context windows cannot afford saying everything twice.
+        let tools: Vec<&str> = self.toolset.iter().map(|t| t.name()).collect();
+        let mut prompt = format!(
+            "You are Punie, a coding agent working in the project at {root}.\n\
+             You help the user by reading, editing and running code in this project with your tools ({}).\n\
+             Guidelines:\n\
+             - Use paths relative to the project root. You cannot access files outside it.\n\
+             - Read a file before changing it (large files come back in pages). Change files with small exact edits (edit_file); write whole files only to create them.\n\
+             - Search with grep, glob and list_dir instead of reading whole trees.\n\
+             - The user approves every change and command; if they refuse, do not insist — ask what they want instead.\n\
+             - Call tools with valid JSON arguments. When you are done, answer the user concisely.",
+            tools.join(", ")
+        );
+        if let Some(extra) = &self.config.instructions {
+            prompt.push_str("\n\n");
+            prompt.push_str(extra);
+        }
+        prompt
+    }
+}
