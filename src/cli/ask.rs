@@ -280,6 +280,11 @@ impl EventSink for TerminalEvents {
                 close_lines(&mut state);
                 let _ = writeln!(std::io::stderr().lock(), "{line}");
             }
+            TurnEvent::Notice { description, .. } => {
+                close_lines(&mut state);
+                let line = self.style.paint("33", &format!("! {description}"));
+                let _ = writeln!(std::io::stderr().lock(), "{line}");
+            }
             _ => {}
         }
     }

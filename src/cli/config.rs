@@ -12,12 +12,17 @@
 //! max_tokens = 2048
 //! context_size = 8192               # when the server does not report it
 //! text_tool_calls = false           # describe tools in the prompt instead of native calls
+//! server_wait = 300                 # seconds to wait for a server still loading the model
 //! ```
+//!
+//! `model` is sent as written: a llama-server started without `--alias` lists its model by
+//! file path (`/models/qwen.gguf`), and that leading slash is kept.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
+use punie::llm::ModelSpec;
 use serde::Deserialize;
 
 /// The whole file.
@@ -49,6 +54,8 @@ pub struct ModelEntry {
     pub context_size: Option<u32>,
     /// Describe tools in the prompt and parse calls from the text.
     pub text_tool_calls: Option<bool>,
+    /// Seconds to wait for a server that is not answering yet (`--server-wait`).
+    pub server_wait: Option<u64>,
 }
 
 /// Where the config file is by default.
@@ -95,14 +102,23 @@ impl ConfigFile {
 }
 
 impl ModelEntry {
-    /// The model spec this entry stands for (`BASE_URL/MODEL`).
-    pub fn spec(&self, name: &str) -> String {
+    /// The model spec this entry stands for: its server, and its model named exactly as
+    /// written (a path such as `/models/qwen.gguf` keeps its leading slash).
+    pub fn spec(&self, name: &str) -> anyhow::Result<ModelSpec> {
         let base = self
             .base_url
             .as_deref()
-            .unwrap_or(punie::llm::DEFAULT_BASE_URL)
-            .trim_end_matches('/');
-        format!("{base}/{}", self.model.as_deref().unwrap_or(name))
+            .unwrap_or(punie::llm::DEFAULT_BASE_URL);
+        let server = ModelSpec::parse(base)
+            .with_context(|| format!("invalid base_url of [models.{name}]"))?;
+        let model = self.model.as_deref().unwrap_or(name).trim();
+        if model.is_empty() {
+            anyhow::bail!(
+                "[models.{name}] has an empty model: name the server's model id, or leave \
+                 `model` out to use {name:?}"
+            );
+        }
+        Ok(server.with_model(model))
     }
 
     /// The API key from the named environment variable, if both are set.
@@ -136,11 +152,14 @@ text_tool_calls = true
         let config: ConfigFile = toml::from_str(EXAMPLE).unwrap();
         let (name, entry) = config.entry("").unwrap().unwrap();
         assert_eq!(name, "qwen");
-        assert_eq!(entry.spec(&name), "http://localhost:11434/v1/qwen3:8b");
+        assert_eq!(
+            entry.spec(&name).unwrap().to_string(),
+            "http://localhost:11434/v1/qwen3:8b"
+        );
         assert_eq!(entry.context_size, Some(8192));
         let (name, entry) = config.entry("qwen/qwen3-coder-30b").unwrap().unwrap();
         assert_eq!(
-            entry.spec(&name),
+            entry.spec(&name).unwrap().to_string(),
             "http://localhost:1234/v1/qwen/qwen3-coder-30b"
         );
         assert_eq!(entry.text_tool_calls, Some(true));
@@ -151,6 +170,19 @@ text_tool_calls = true
                 .is_none(),
             "a spec, not an entry"
         );
+    }
+
+    #[test]
+    fn a_model_named_by_its_path_keeps_its_slash() {
+        let config: ConfigFile = toml::from_str(
+            "[models.local]\nbase_url = \"http://127.0.0.1:8080/v1\"\nmodel = \"/models/q.gguf\"\nserver_wait = 300\n",
+        )
+        .unwrap();
+        let (name, entry) = config.entry("local").unwrap().unwrap();
+        let spec = entry.spec(&name).unwrap();
+        assert_eq!(spec.model.as_deref(), Some("/models/q.gguf"));
+        assert_eq!(spec.base_url, "http://127.0.0.1:8080/v1");
+        assert_eq!(entry.server_wait, Some(300));
     }
 
     #[test]

@@ -20,7 +20,7 @@ use clap::builder::BoolishValueParser;
 use clap::{Parser, Subcommand};
 
 use punie::agent::{Agent, AgentConfig, DEFAULT_MAX_SESSIONS, DEFAULT_MAX_SESSIONS_PER_CONNECTION};
-use punie::llm::{ModelSpec, OpenAiModel, Timeouts};
+use punie::llm::{DEFAULT_SERVER_WAIT, ModelSpec, OpenAiModel, RetryPolicy, Timeouts};
 use punie::workspace::local::SandboxOptions;
 
 /// Exit code of a run that failed while running (the model server is down, I/O failed…).
@@ -119,6 +119,12 @@ pub struct Cli {
     #[arg(long, env = "PUNIE_IDLE_TIMEOUT", global = true, default_value_t = 120, value_parser = clap::value_parser!(u64).range(1..), value_name = "SECS")]
     pub idle_timeout: u64,
 
+    /// Seconds a request waits for a model server that is not answering yet (connection
+    /// refused, 503 while it starts or loads the model) before it fails; the editor is told
+    /// after a few seconds, and cancelling stops the wait. Default 120; 0 retries briefly only.
+    #[arg(long, env = "PUNIE_SERVER_WAIT", global = true, value_parser = clap::value_parser!(u64).range(0..=86_400), value_name = "SECS")]
+    pub server_wait: Option<u64>,
+
     /// Seconds one prompt turn may take in all before it is stopped.
     #[arg(long, env = "PUNIE_TURN_TIMEOUT", global = true, default_value_t = 1800, value_parser = clap::value_parser!(u64).range(1..), value_name = "SECS")]
     pub turn_timeout: u64,
@@ -159,9 +165,8 @@ pub fn startup(error: impl Into<anyhow::Error>) -> anyhow::Error {
 }
 
 impl Cli {
-    /// The model spec these options name.
     /// The config file's entry for `--model`, if `--model` names one (or is empty and the file
-    /// has a default).
+    /// has a default). Reads the file and logs which entry it used: call it once per run.
     pub fn model_entry(&self) -> anyhow::Result<Option<(String, config::ModelEntry)>> {
         let path = match &self.config {
             Some(path) => path.clone(),
@@ -178,14 +183,19 @@ impl Cli {
         Ok(entry)
     }
 
+    /// The model spec these options name.
     pub fn model_spec(&self) -> anyhow::Result<ModelSpec> {
-        let spec = match self.model_entry()? {
-            Some((name, entry)) => entry.spec(&name),
-            None => self.model.clone(),
-        };
-        ModelSpec::parse(&spec)
-            .context("invalid --model / PUNIE_MODEL")
-            .map_err(startup)
+        self.spec_of(self.model_entry()?.as_ref())
+    }
+
+    /// The model spec of the config file's `entry`, else of `--model`.
+    fn spec_of(&self, entry: Option<&(String, config::ModelEntry)>) -> anyhow::Result<ModelSpec> {
+        match entry {
+            Some((name, entry)) => entry.spec(name).map_err(startup),
+            None => ModelSpec::parse(&self.model)
+                .context("invalid --model / PUNIE_MODEL")
+                .map_err(startup),
+        }
     }
 
     pub fn sandbox(&self) -> SandboxOptions {
@@ -201,16 +211,27 @@ impl Cli {
         &self,
         per_session: bool,
     ) -> anyhow::Result<(Arc<Agent>, Option<Arc<perf::PerfFiles>>)> {
-        let entry = self
-            .model_entry()?
-            .map(|(_, entry)| entry)
-            .unwrap_or_default();
+        // Read once: the file's log line appears once, and the spec and the settings come from
+        // the same reading.
+        let named = self.model_entry()?;
+        let spec = self.spec_of(named.as_ref())?;
+        let entry = named.map(|(_, entry)| entry).unwrap_or_default();
         let api_key = entry.api_key().or_else(|| self.api_key.clone());
         let timeouts = Timeouts {
             idle: Duration::from_secs(self.idle_timeout),
             ..Timeouts::default()
         };
-        let mut model = OpenAiModel::new(self.model_spec()?, api_key).with_timeouts(timeouts);
+        let server_wait = self
+            .server_wait
+            .or(entry.server_wait)
+            .map_or(DEFAULT_SERVER_WAIT, Duration::from_secs);
+        let retry = RetryPolicy {
+            server_wait,
+            ..RetryPolicy::default()
+        };
+        let mut model = OpenAiModel::new(spec, api_key)
+            .with_timeouts(timeouts)
+            .with_retry(retry);
         if let Some(text) = entry.text_tool_calls {
             model = model.with_text_tool_calls(text);
         }

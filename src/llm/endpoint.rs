@@ -39,6 +39,17 @@ pub(crate) struct Failure {
 }
 
 impl Failure {
+    /// Whether the server is not answering yet rather than busy: it refuses or drops
+    /// connections (not started, restarting) or answers 503 (llama-server and LM Studio while
+    /// they load the model). Such a failure is waited for longer
+    /// ([`RetryPolicy::server_wait`](super::RetryPolicy::server_wait)).
+    pub(crate) fn server_starting(&self) -> bool {
+        matches!(
+            self.error,
+            LlmError::Unreachable { .. } | LlmError::Status { status: 503, .. }
+        )
+    }
+
     fn last(error: LlmError) -> Self {
         Self {
             error,

@@ -20,6 +20,21 @@ pub enum LlmError {
         /// How many times the request was tried.
         attempts: u32,
     },
+    /// The server refused connections or answered 503 (starting, loading a model) for the whole
+    /// of [`RetryPolicy::server_wait`](super::RetryPolicy::server_wait).
+    #[error(
+        "the model server at {url} did not answer within {waited} s ({attempts} attempts; last: {reason}) — start it (LM Studio, llama-server, ollama serve, vllm serve, mlx_lm.server) or check --model; if it needs longer to load the model, wait longer with --server-wait SECONDS (PUNIE_SERVER_WAIT)"
+    )]
+    NotReady {
+        /// The base URL.
+        url: String,
+        /// The last failure: "Connection refused (os error 111)", "HTTP 503: Loading model".
+        reason: String,
+        /// How long Punie waited, in seconds.
+        waited: u64,
+        /// How many times the request was tried.
+        attempts: u32,
+    },
     /// The server answered with an HTTP error status.
     #[error(
         "the model server at {url} answered HTTP {status}{}: {message}{hint}",
@@ -198,6 +213,7 @@ impl LlmError {
     pub(crate) fn with_attempts(mut self, made: u32) -> Self {
         match &mut self {
             LlmError::Unreachable { attempts, .. }
+            | LlmError::NotReady { attempts, .. }
             | LlmError::Status { attempts, .. }
             | LlmError::StreamCut { attempts, .. } => *attempts = made,
             _ => {}

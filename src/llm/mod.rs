@@ -45,7 +45,7 @@ pub use assemble::{ToolCallAssembler, ToolCallDelta};
 pub use error::LlmError;
 pub use markup::{MarkupFilter, filter_markup};
 pub use openai::OpenAiModel;
-pub use retry::RetryPolicy;
+pub use retry::{DEFAULT_SERVER_WAIT, RetryPolicy};
 pub use spec::{DEFAULT_BASE_URL, ModelSpec};
 
 use std::pin::Pin;
@@ -104,6 +104,57 @@ impl Default for Limits {
         }
     }
 }
+
+/// What a request reports while it waits for a model server that is not answering yet
+/// (refusing connections, or answering 503 while it starts or loads the model), so that the
+/// person can be told: loading a model takes tens of seconds. See
+/// [`RetryPolicy::server_wait`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ServerWait {
+    /// The server has not answered for `waited`; the request keeps trying for up to `limit`
+    /// in all.
+    Waiting {
+        /// The server's base URL.
+        url: String,
+        /// Why it is not answering: "connection refused", "HTTP 503: Loading model".
+        reason: String,
+        /// How long the request has been waiting.
+        waited: Duration,
+        /// The most it waits in all ([`RetryPolicy::server_wait`]).
+        limit: Duration,
+    },
+    /// The server answered after a [`ServerWait::Waiting`] was reported.
+    Answered {
+        /// The server's base URL.
+        url: String,
+        /// How long the request waited for it.
+        waited: Duration,
+    },
+}
+
+impl std::fmt::Display for ServerWait {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ServerWait::Waiting {
+                url, reason, limit, ..
+            } => write!(
+                f,
+                "the model server at {url} is not answering ({reason}) — waiting up to {} s; \
+                 it may be starting or loading the model",
+                limit.as_secs()
+            ),
+            ServerWait::Answered { url, waited } => write!(
+                f,
+                "the model server at {url} answered after {:.0} s",
+                waited.as_secs_f64()
+            ),
+        }
+    }
+}
+
+/// Receives the [`ServerWait`] reports of one request, as they happen.
+pub type ServerWaitSink = Arc<dyn Fn(ServerWait) + Send + Sync>;
 
 /// One message of the conversation sent to the model.
 #[derive(Clone, Debug, PartialEq)]
@@ -266,6 +317,17 @@ pub trait ChatModel: Send + Sync {
     /// Starts one request. Dropping the returned future or stream cancels it.
     fn stream(&self, request: ChatRequest) -> BoxFuture<'_, Result<ModelStream, LlmError>>;
 
+    /// [`stream`](Self::stream), telling `waits` while the request waits for a server that is
+    /// not answering yet (starting, restarting, loading the model). The default tells nothing.
+    fn stream_with_waits(
+        &self,
+        request: ChatRequest,
+        waits: ServerWaitSink,
+    ) -> BoxFuture<'_, Result<ModelStream, LlmError>> {
+        let _ = waits;
+        self.stream(request)
+    }
+
     /// A short description for logs and error messages, e.g. `qwen3 at http://localhost:1234/v1`.
     fn describe(&self) -> String;
 
@@ -315,6 +377,14 @@ pub trait ChatModel: Send + Sync {
 impl<T: ChatModel + ?Sized> ChatModel for Arc<T> {
     fn stream(&self, request: ChatRequest) -> BoxFuture<'_, Result<ModelStream, LlmError>> {
         (**self).stream(request)
+    }
+
+    fn stream_with_waits(
+        &self,
+        request: ChatRequest,
+        waits: ServerWaitSink,
+    ) -> BoxFuture<'_, Result<ModelStream, LlmError>> {
+        (**self).stream_with_waits(request, waits)
     }
 
     fn describe(&self) -> String {

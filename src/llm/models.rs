@@ -18,7 +18,7 @@ use tracing::{debug, warn};
 
 use super::endpoint::Endpoint;
 use super::retry::RetryPolicy;
-use super::{LlmError, wire};
+use super::{LlmError, ServerWaitSink, wire};
 
 /// How long a model list is reused.
 pub(crate) const LIST_TTL: Duration = Duration::from_secs(10);
@@ -40,11 +40,15 @@ pub(crate) struct ModelList {
 
 impl ModelList {
     /// Asks `endpoint` for its models, retrying passing failures as `policy` says (the server
-    /// may still be starting).
-    pub(crate) async fn fetch(endpoint: &Endpoint, policy: &RetryPolicy) -> Result<Self, LlmError> {
+    /// may still be starting), and telling `waits` while it waits for the server.
+    pub(crate) async fn fetch(
+        endpoint: &Endpoint,
+        policy: &RetryPolicy,
+        waits: Option<&ServerWaitSink>,
+    ) -> Result<Self, LlmError> {
         let url = format!("{}/models", endpoint.url());
         let value = policy
-            .run(endpoint.url(), || {
+            .run(endpoint.url(), waits, || {
                 endpoint.get_json(&url, endpoint.timeouts.first_byte)
             })
             .await?;
@@ -56,27 +60,51 @@ impl ModelList {
     }
 
     /// The listed id that `wanted` names: the same, the same but for case, or the same but for
-    /// Ollama's implicit `:latest` tag.
+    /// Ollama's implicit `:latest` tag; for llama-server, also one of an entry's `aliases`, or
+    /// the file name of a model it lists by path (`qwen.gguf` or `qwen` for
+    /// `/models/qwen.gguf`, what it lists when started without `--alias`).
     pub(crate) fn find(&self, wanted: &str) -> Option<&str> {
         let bare = |name: &str| name.strip_suffix(":latest").unwrap_or(name).to_lowercase();
+        let file_name = |name: &str| {
+            let name = name.rsplit('/').next().unwrap_or(name).to_lowercase();
+            name.strip_suffix(".gguf")
+                .map(str::to_owned)
+                .unwrap_or(name)
+        };
+        let wanted_lower = wanted.to_lowercase();
         self.ids
             .iter()
             .find(|id| *id == wanted)
             .or_else(|| self.ids.iter().find(|id| bare(id) == bare(wanted)))
             .map(String::as_str)
+            .or_else(|| {
+                self.entries().into_iter().find_map(|entry| {
+                    let id = entry.get("id").and_then(Value::as_str)?;
+                    let aliases = entry.get("aliases").and_then(Value::as_array);
+                    let alias = aliases.is_some_and(|aliases| {
+                        aliases.iter().filter_map(Value::as_str).any(|alias| {
+                            alias.to_lowercase() == wanted_lower
+                                || (alias.ends_with(".gguf")
+                                    && file_name(alias) == file_name(wanted))
+                        })
+                    });
+                    let by_file = id.ends_with(".gguf") && file_name(id) == file_name(wanted);
+                    (alias || by_file).then_some(id)
+                })
+            })
     }
 
-    /// Whether the server answers with its one model whatever name it is sent (llama-server
-    /// outside router mode), or fetches any model it is named (mlx_lm.server loads Hugging Face
+    /// Whether the server fetches any model it is named (mlx_lm.server loads Hugging Face
     /// repositories on demand), so that a name it does not list is no error.
+    ///
+    /// llama-server answers with its one model whatever name it is sent, but a name it does
+    /// not list is still refused: it is a mistake (a model that is not the one loaded), and
+    /// the error shows the name to use.
     pub(crate) fn takes_any_name(&self, wanted: &str) -> bool {
         let entries = self.entries();
-        let single_llama_cpp = entries.len() == 1
-            && entries[0].get("owned_by").and_then(Value::as_str) == Some("llamacpp");
-        let mlx_like = !entries.is_empty()
+        !entries.is_empty()
             && entries.iter().all(|entry| entry.get("owned_by").is_none())
-            && wanted.contains('/');
-        single_llama_cpp || mlx_like
+            && wanted.contains('/')
     }
 
     fn entries(&self) -> Vec<&Value> {
@@ -296,7 +324,33 @@ mod tests {
                 .1,
         )
         .unwrap();
-        assert!(list(llama).takes_any_name("anything"));
+        let llama = list(llama);
+        assert!(
+            !llama.takes_any_name("anything"),
+            "a name it does not list is refused"
+        );
+        assert_eq!(llama.find("models/tiny.gguf"), Some("models/tiny.gguf"));
+        assert_eq!(llama.find("tiny.gguf"), Some("models/tiny.gguf"));
+        assert_eq!(llama.find("TINY"), Some("models/tiny.gguf"));
+        assert_eq!(llama.find("small"), None);
+        let by_path = list(
+            json!({"data": [{"id": "/home/me/models/Qwen2.5-0.5B-Q4_K_M.gguf",
+            "owned_by": "llamacpp"}]}),
+        );
+        assert_eq!(
+            by_path.find("/home/me/models/Qwen2.5-0.5B-Q4_K_M.gguf"),
+            Some("/home/me/models/Qwen2.5-0.5B-Q4_K_M.gguf")
+        );
+        assert_eq!(
+            by_path.find("qwen2.5-0.5b-q4_k_m"),
+            Some("/home/me/models/Qwen2.5-0.5B-Q4_K_M.gguf")
+        );
+        assert_eq!(by_path.find("qwen3-coder"), None);
+        let aliased = list(
+            json!({"data": [{"id": "coder", "aliases": ["coder", "qwen-coder"],
+            "owned_by": "llamacpp"}]}),
+        );
+        assert_eq!(aliased.find("qwen-coder"), Some("coder"));
         let mlx = list(
             json!({"object": "list", "data": [{"id": "mlx-community/a", "object": "model", "created": 1}]}),
         );

@@ -30,7 +30,9 @@ use super::prompted::{native_tools_advice, prompted_request};
 use super::retry::{Attempts, FilterSetup, RetryPolicy};
 use super::spec::ModelSpec;
 use super::wire;
-use super::{ChatModel, ChatRequest, Limits, LlmError, ModelHealth, ModelStream, Timeouts};
+use super::{
+    ChatModel, ChatRequest, Limits, LlmError, ModelHealth, ModelStream, ServerWaitSink, Timeouts,
+};
 
 /// How long the extra look-ups made to explain an error (the model list) may take.
 const HINT_LOOKUP_TIMEOUT: Duration = Duration::from_secs(5);
@@ -172,13 +174,24 @@ impl OpenAiModel {
         Ok(self.model_list().await?.ids.clone())
     }
 
+    /// The model list, asked without waiting long for a server that is not answering (nobody
+    /// would be told why nothing happens).
     async fn model_list(&self) -> Result<Arc<ModelList>, LlmError> {
+        self.model_list_with(&self.retry.without_server_wait(), None)
+            .await
+    }
+
+    async fn model_list_with(
+        &self,
+        policy: &RetryPolicy,
+        waits: Option<&ServerWaitSink>,
+    ) -> Result<Arc<ModelList>, LlmError> {
         if let Some((fetched, list)) = lock(&self.models).as_ref()
             && fetched.elapsed() < LIST_TTL
         {
             return Ok(Arc::clone(list));
         }
-        let list = Arc::new(ModelList::fetch(&self.endpoint, &self.retry).await?);
+        let list = Arc::new(ModelList::fetch(&self.endpoint, policy, waits).await?);
         *lock(&self.models) = Some((Instant::now(), Arc::clone(&list)));
         Ok(list)
     }
@@ -186,9 +199,19 @@ impl OpenAiModel {
     /// The model name requests are sent with: the spec's, or the first one the server lists
     /// (asked once, then remembered).
     pub async fn model_name(&self) -> Result<String, LlmError> {
+        self.resolve_model(&self.retry.without_server_wait(), None)
+            .await
+    }
+
+    /// [`model_name`](Self::model_name), asking the server as `policy` says.
+    async fn resolve_model(
+        &self,
+        policy: &RetryPolicy,
+        waits: Option<&ServerWaitSink>,
+    ) -> Result<String, LlmError> {
         self.model
             .get_or_try_init(|| async {
-                let models = self.list_models().await?;
+                let models = self.model_list_with(policy, waits).await?.ids.clone();
                 let first = models.into_iter().next().ok_or_else(|| LlmError::NoModel {
                     url: self.endpoint.url().to_owned(),
                 })?;
@@ -238,7 +261,8 @@ impl OpenAiModel {
         let endpoint = self
             .health_endpoint
             .get_or_init(|| self.endpoint.clone().with_timeouts(HEALTH_TIMEOUTS));
-        let listed = timeout(within, ModelList::fetch(endpoint, &self.retry)).await;
+        let policy = self.retry.without_server_wait();
+        let listed = timeout(within, ModelList::fetch(endpoint, &policy, None)).await;
         let health = match listed {
             Ok(Ok(list)) => {
                 ModelHealth::up(spec.model.clone().or_else(|| list.ids.first().cloned()))
@@ -275,8 +299,12 @@ impl OpenAiModel {
         found.ok().copied().flatten()
     }
 
-    async fn open(&self, request: ChatRequest) -> Result<ModelStream, LlmError> {
-        let model = self.model_name().await?;
+    async fn open(
+        &self,
+        request: ChatRequest,
+        waits: Option<ServerWaitSink>,
+    ) -> Result<ModelStream, LlmError> {
+        let model = self.resolve_model(&self.retry, waits.as_ref()).await?;
         let filter = FilterSetup {
             tools: Arc::from(request.tools.clone()),
             leading: Arc::clone(&self.leading),
@@ -297,8 +325,13 @@ impl OpenAiModel {
                 text_tools,
                 "chat completion request"
             );
-            let mut attempts =
-                Attempts::new(self.endpoint.clone(), body, self.retry, filter.clone());
+            let mut attempts = Attempts::new(
+                self.endpoint.clone(),
+                body,
+                self.retry,
+                filter.clone(),
+                waits.clone(),
+            );
             match attempts.open().await {
                 Ok(first) => return Ok(attempts.into_stream(first)),
                 Err(error) if !text_tools && !request.tools.is_empty() => {
@@ -374,7 +407,15 @@ impl OpenAiModel {
 
 impl ChatModel for OpenAiModel {
     fn stream(&self, request: ChatRequest) -> BoxFuture<'_, Result<ModelStream, LlmError>> {
-        Box::pin(self.open(request))
+        Box::pin(self.open(request, None))
+    }
+
+    fn stream_with_waits(
+        &self,
+        request: ChatRequest,
+        waits: ServerWaitSink,
+    ) -> BoxFuture<'_, Result<ModelStream, LlmError>> {
+        Box::pin(self.open(request, Some(waits)))
     }
 
     fn describe(&self) -> String {

@@ -9,11 +9,24 @@ use std::time::Duration;
 use futures::StreamExt;
 use futures::stream;
 use serde_json::Value;
-use tracing::warn;
+use tokio::time::Instant;
+use tracing::{debug, info, warn};
 
 use super::endpoint::{Endpoint, Failure};
 use super::markup::{LeadingThoughts, MarkupFilter};
-use super::{LlmError, ModelStream, ToolSpec};
+use super::{LlmError, ModelStream, ServerWait, ServerWaitSink, ToolSpec};
+
+/// How long a server that is not answering yet is waited for unless told otherwise (see
+/// [`RetryPolicy::server_wait`]): loading a model takes tens of seconds, a big one from a slow
+/// disk more.
+pub const DEFAULT_SERVER_WAIT: Duration = Duration::from_secs(120);
+
+/// When a request still waiting for its server is reported ([`ServerWait::Waiting`]).
+const TELL_AFTER: Duration = Duration::from_secs(3);
+
+/// The longest pause between two tries of a server that is not answering yet: it should be
+/// used as soon as it is up, not up to [`RetryPolicy::max_delay`] later.
+const POLL_AT_MOST: Duration = Duration::from_secs(2);
 
 /// How a request that failed for a passing reason is tried again.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -26,6 +39,12 @@ pub struct RetryPolicy {
     /// The longest wait between two tries, also the most of a server's `Retry-After` that is
     /// honoured. Default 8 s.
     pub max_delay: Duration,
+    /// How long a server that refuses connections or answers 503 (starting, restarting,
+    /// loading a model) is waited for: such a request is tried again, at most
+    /// [`POLL_AT_MOST`] apart, beyond [`max_attempts`](Self::max_attempts) until this long has
+    /// passed since its first try, and then fails with [`LlmError::NotReady`]. Zero waits no
+    /// longer than `max_attempts` allow. Default [`DEFAULT_SERVER_WAIT`].
+    pub server_wait: Duration,
 }
 
 impl Default for RetryPolicy {
@@ -34,6 +53,7 @@ impl Default for RetryPolicy {
             max_attempts: 3,
             base_delay: Duration::from_millis(500),
             max_delay: Duration::from_secs(8),
+            server_wait: DEFAULT_SERVER_WAIT,
         }
     }
 }
@@ -43,7 +63,18 @@ impl RetryPolicy {
     pub fn never() -> Self {
         Self {
             max_attempts: 1,
+            server_wait: Duration::ZERO,
             ..Self::default()
+        }
+    }
+
+    /// The same policy without the long wait for a server that is not answering: for the
+    /// questions asked outside a turn (opening a session, a health check, the context size),
+    /// where nobody could be told why nothing happens.
+    pub(crate) fn without_server_wait(self) -> Self {
+        Self {
+            server_wait: Duration::ZERO,
+            ..self
         }
     }
 
@@ -60,16 +91,18 @@ impl RetryPolicy {
         full / 2 + (full / 2).mul_f64(random)
     }
 
-    /// Runs `attempt` until it succeeds, fails for good, or no tries are left.
+    /// Runs `attempt` until it succeeds, fails for good, or no tries are left, telling `waits`
+    /// while it waits for a server that is not answering yet.
     pub(crate) async fn run<T, Fut>(
         &self,
         url: &str,
+        waits: Option<&ServerWaitSink>,
         attempt: impl FnMut() -> Fut,
     ) -> Result<T, LlmError>
     where
         Fut: Future<Output = Result<T, Failure>>,
     {
-        self.run_counted(url, &mut 0, attempt).await
+        self.run_counted(url, &mut 0, waits, attempt).await
     }
 
     /// [`run`](Self::run), counting the tries in `made`, which may already count earlier ones
@@ -78,30 +111,109 @@ impl RetryPolicy {
         &self,
         url: &str,
         made: &mut u32,
+        waits: Option<&ServerWaitSink>,
         mut attempt: impl FnMut() -> Fut,
     ) -> Result<T, LlmError>
     where
         Fut: Future<Output = Result<T, Failure>>,
     {
+        let started = Instant::now();
+        let mut told = false;
         loop {
             *made += 1;
-            match attempt().await {
-                Ok(value) => return Ok(value),
-                Err(Failure {
-                    error,
-                    transient: true,
-                    retry_after,
-                }) if *made < self.max_attempts.max(1) => {
-                    self.pause(url, *made, retry_after, &error).await;
+            let failure = match attempt().await {
+                Ok(value) => {
+                    if told && let Some(waits) = waits {
+                        let waited = started.elapsed();
+                        info!(%url, "the model server answered after {}", human(waited));
+                        waits(ServerWait::Answered {
+                            url: url.to_owned(),
+                            waited,
+                        });
+                    }
+                    return Ok(value);
                 }
-                Err(failure) => return Err(failure.error.with_attempts(*made)),
+                Err(failure) => failure,
+            };
+            let Some(delay) = self.next_delay(&failure, *made, started) else {
+                return Err(self.final_error(failure, *made, started, url));
+            };
+            let waiting = *made >= self.max_attempts.max(1);
+            if !told && self.waits_for(&failure) && started.elapsed() + delay >= TELL_AFTER {
+                told = true;
+                let reason = short_reason(&failure.error);
+                warn!(
+                    %url,
+                    "the model server is not answering ({reason}); waiting up to {} s for it",
+                    self.server_wait.as_secs()
+                );
+                if let Some(waits) = waits {
+                    waits(ServerWait::Waiting {
+                        url: url.to_owned(),
+                        reason,
+                        waited: started.elapsed(),
+                        limit: self.server_wait,
+                    });
+                }
+            }
+            if waiting {
+                debug!(%url, "trying again in {}: {}", human(delay), reason(&failure.error));
+                tokio::time::sleep(delay).await;
+            } else {
+                self.pause_for(url, *made, delay, &failure.error).await;
             }
         }
     }
 
+    /// Whether `failure` is one of a server that is not answering yet, waited for up to
+    /// [`server_wait`](Self::server_wait).
+    fn waits_for(&self, failure: &Failure) -> bool {
+        !self.server_wait.is_zero() && failure.transient && failure.server_starting()
+    }
+
+    /// The pause before trying again after try number `made` failed with `failure`, in a
+    /// request first tried at `started`; `None` when it is not tried again.
+    fn next_delay(&self, failure: &Failure, made: u32, started: Instant) -> Option<Duration> {
+        if !failure.transient {
+            return None;
+        }
+        let delay = self.delay(made, failure.retry_after);
+        if !self.waits_for(failure) {
+            return (made < self.max_attempts.max(1)).then_some(delay);
+        }
+        let left = self.server_wait.saturating_sub(started.elapsed());
+        if made >= self.max_attempts.max(1) && left.is_zero() {
+            return None;
+        }
+        Some(
+            delay
+                .min(POLL_AT_MOST)
+                .min(left.max(Duration::from_millis(1))),
+        )
+    }
+
+    /// The error of a request that is not tried again.
+    fn final_error(&self, failure: Failure, made: u32, started: Instant, url: &str) -> LlmError {
+        if self.waits_for(&failure) && made > self.max_attempts.max(1) {
+            let waited = started.elapsed().as_secs_f64().round() as u64;
+            warn!(%url, waited, attempts = made, "the model server did not come up");
+            return LlmError::NotReady {
+                url: url.to_owned(),
+                reason: reason(&failure.error),
+                waited,
+                attempts: made,
+            };
+        }
+        failure.error.with_attempts(made)
+    }
+
     /// Logs the retry to come after try number `made` failed with `error`, and waits for it.
     async fn pause(&self, url: &str, made: u32, retry_after: Option<Duration>, error: &LlmError) {
-        let delay = self.delay(made, retry_after);
+        self.pause_for(url, made, self.delay(made, retry_after), error)
+            .await;
+    }
+
+    async fn pause_for(&self, url: &str, made: u32, delay: Duration, error: &LlmError) {
         warn!(
             %url,
             "retrying ({}/{}) after {}: {}",
@@ -111,6 +223,21 @@ impl RetryPolicy {
             reason(error)
         );
         tokio::time::sleep(delay).await;
+    }
+}
+
+/// What a person reads of why the server is not answering: "connection refused", "HTTP 503:
+/// Loading model".
+fn short_reason(error: &LlmError) -> String {
+    match error {
+        LlmError::Unreachable { reason, .. } => {
+            let lowercase = reason.to_ascii_lowercase();
+            ["refused", "reset", "aborted", "closed"]
+                .iter()
+                .find(|word| lowercase.contains(*word))
+                .map_or_else(|| reason.clone(), |word| format!("connection {word}"))
+        }
+        other => reason(other),
     }
 }
 
@@ -139,13 +266,25 @@ pub(crate) struct FilterSetup {
 
 /// The tries of one request: opens it, again while the failures are transient and tries are
 /// left, and keeps the count.
-#[derive(Debug)]
 pub(crate) struct Attempts {
     endpoint: Endpoint,
     body: Arc<Value>,
     policy: RetryPolicy,
     filter: FilterSetup,
     made: u32,
+    /// Told while the request waits for a server that is not answering yet.
+    waits: Option<ServerWaitSink>,
+}
+
+impl std::fmt::Debug for Attempts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Attempts")
+            .field("endpoint", &self.endpoint)
+            .field("policy", &self.policy)
+            .field("made", &self.made)
+            .field("waits", &self.waits.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Attempts {
@@ -155,6 +294,7 @@ impl Attempts {
         body: Value,
         policy: RetryPolicy,
         filter: FilterSetup,
+        waits: Option<ServerWaitSink>,
     ) -> Self {
         Self {
             endpoint,
@@ -162,6 +302,7 @@ impl Attempts {
             policy,
             filter,
             made: 0,
+            waits,
         }
     }
 
@@ -170,7 +311,9 @@ impl Attempts {
         let (endpoint, body) = (&self.endpoint, &self.body);
         let raw = self
             .policy
-            .run_counted(endpoint.url(), &mut self.made, || endpoint.open_chat(body))
+            .run_counted(endpoint.url(), &mut self.made, self.waits.as_ref(), || {
+                endpoint.open_chat(body)
+            })
             .await?;
         let filter = MarkupFilter::with_hint(
             &self.filter.tools,

@@ -7,6 +7,7 @@
 //! | `http://host:8080/v1` | `http://host:8080/v1` | the server's first |
 //! | `http://host:8080/v1/qwen/qwen3-coder` | `http://host:8080/v1` | `qwen/qwen3-coder` |
 //! | `http://localhost:11434` | `http://localhost:11434/v1` | the server's first |
+//! | `http://host:8080/v1//models/q.gguf` | `http://host:8080/v1` | `/models/q.gguf` (llama-server without `--alias`) |
 
 use std::fmt;
 use std::str::FromStr;
@@ -73,14 +74,28 @@ impl ModelSpec {
         if authority.is_empty() {
             return Err(bad("the URL has no host"));
         }
-        let segments: Vec<&str> = path.split('/').filter(|part| !part.is_empty()).collect();
+        let raw: Vec<&str> = path.split('/').collect();
+        let segments: Vec<&str> = raw
+            .iter()
+            .copied()
+            .filter(|part| !part.is_empty())
+            .collect();
         let origin = format!("{scheme}://{authority}");
-        Ok(match segments.iter().position(|&part| part == "v1") {
+        Ok(match raw.iter().position(|&part| part == "v1") {
             Some(v1) => {
-                let model = segments[v1 + 1..].join("/");
+                // The model is everything after `/v1/`, as written: llama-server lists a model
+                // by its file path when started without `--alias`, so `…/v1//models/q.gguf`
+                // names `/models/q.gguf`. Only trailing slashes go.
+                let model = raw[v1 + 1..].join("/");
+                let model = model.trim_end_matches('/');
+                let before: Vec<&str> = raw[..=v1]
+                    .iter()
+                    .copied()
+                    .filter(|part| !part.is_empty())
+                    .collect();
                 Self {
-                    base_url: join_path(&origin, &segments[..=v1]),
-                    model: (!model.is_empty()).then_some(model),
+                    base_url: join_path(&origin, &before),
+                    model: (!model.is_empty()).then(|| model.to_owned()),
                 }
             }
             None => Self {
@@ -195,6 +210,14 @@ mod tests {
                 "http://gpu-box:8000/v1/org/v1/model",
                 spec("http://gpu-box:8000/v1", Some("org/v1/model")),
             ),
+            (
+                "http://127.0.0.1:8080/v1//models/qwen.gguf",
+                spec("http://127.0.0.1:8080/v1", Some("/models/qwen.gguf")),
+            ),
+            (
+                "/models/qwen.gguf",
+                spec("http://localhost:1234/v1", Some("/models/qwen.gguf")),
+            ),
         ];
         for (input, expected) in cases {
             assert_eq!(ModelSpec::parse(input).unwrap(), expected, "{input:?}");
@@ -212,6 +235,7 @@ mod tests {
             "http://localhost:1234/v1/qwen/qwen3-coder-30b",
             "http://localhost:11434",
             "https://openrouter.ai/api/v1/qwen/qwen3-coder",
+            "http://127.0.0.1:8080/v1//home/me/q.gguf",
         ] {
             let parsed = ModelSpec::parse(input).unwrap();
             assert_eq!(

@@ -102,7 +102,21 @@ async fn a_model_server_that_is_down_fails_with_one_clear_line() {
     let url = format!("http://{}/v1/some-model", listener.local_addr().unwrap());
     drop(listener);
     let ask = Ask::new();
-    let (code, stdout, stderr) = ask.run(&url, &["hello"]).await;
+    let output = tokio::time::timeout(
+        PATIENCE,
+        // Without the wait for a server that is starting (tests/it/server_wait.rs has that).
+        ask.command(&url, &["hello"])
+            .env("PUNIE_SERVER_WAIT", "0")
+            .output(),
+    )
+    .await
+    .expect("punie ask ends in time")
+    .unwrap();
+    let (code, stdout, stderr) = (
+        output.status.code(),
+        String::from_utf8(output.stdout).unwrap(),
+        String::from_utf8(output.stderr).unwrap(),
+    );
     assert_eq!(code, Some(1), "{stderr}");
     assert_eq!(stdout, "");
     assert_eq!(stderr.lines().count(), 1, "{stderr}");

@@ -151,6 +151,7 @@ async fn a_server_still_starting_is_waited_for() {
         max_attempts: 200,
         base_delay: Duration::from_millis(10),
         max_delay: Duration::from_millis(20),
+        server_wait: Duration::ZERO,
     });
     let starting = tokio::spawn(async move {
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -237,11 +238,17 @@ async fn validate_checks_the_model_against_the_list() {
     server.set_models_reply(Reply::error(404, json!({"detail": "Not Found"})));
     assert_eq!(model(&server, "x").validate().await.unwrap(), "x");
 
-    // llama-server answers with its one model whatever the name.
+    // llama-server answers with its one model whatever the name, but a name it does not list
+    // is a mistake, refused as the README promises; its file name is accepted.
     server.set_models_reply(Reply::fixture(fixture!("llama.cpp/01_models.http")));
+    let error = model(&server, "qwen3-coder").validate().await.unwrap_err();
+    assert!(
+        matches!(&error, LlmError::UnknownModel { available, .. } if available == &["models/tiny.gguf"]),
+        "{error:?}"
+    );
     assert_eq!(
-        model(&server, "qwen3-coder").validate().await.unwrap(),
-        "qwen3-coder"
+        model(&server, "tiny.gguf").validate().await.unwrap(),
+        "tiny.gguf"
     );
 
     // Unreachable is an error.

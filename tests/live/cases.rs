@@ -74,6 +74,10 @@ pub const CASES: &[Case] = &[
         name: "a_window_too_small_gives_advice_naming_c",
         needs: Needs::Own,
     },
+    Case {
+        name: "the_server_restarted_mid_session_is_waited_for",
+        needs: Needs::Own,
+    },
 ];
 
 /// Runs the case called `name`.
@@ -86,6 +90,7 @@ pub async fn run(name: &str, live: &Live, main: Option<&LlamaServer>) -> Result<
         "reads_a_file_it_needs" => reads_a_file(live, main()?).await,
         "without_jinja_falls_back_to_text_tool_calls" => without_jinja(live).await,
         "a_window_too_small_gives_advice_naming_c" => small_window(live).await,
+        "the_server_restarted_mid_session_is_waited_for" => restarted(live).await,
         other => Err(format!("no case named {other}")),
     }
 }
@@ -323,6 +328,62 @@ async fn small_window(live: &Live) -> Result<(), String> {
     if !error.contains("-c") || !error.contains("1024") {
         return Err(format!(
             "the error does not name -c and the 1024-token window: {error}"
+        ));
+    }
+    Ok(())
+}
+
+/// How long after the prompt the stopped server is started again: past the few seconds after
+/// which Punie tells the editor it is waiting.
+const RESTART_AFTER: Duration = Duration::from_secs(6);
+
+async fn restarted(live: &Live) -> Result<(), String> {
+    let mut server = LlamaServer::start(
+        &live.binary,
+        &live.model,
+        "restarted",
+        &["--jinja", "-c", "8192"],
+        &live.scratch,
+    )
+    .await?;
+    let options = punie_options(live, &server, "restart", SHORT_ANSWER_TOKENS, &[])?;
+    let (outcome, record) = with_editor("live", &live.workspace, options, async |cx, shared| {
+        // The session opens while the server is up; then the server goes away.
+        let session = new_session(&cx, &live.workspace).await;
+        server.stop();
+        let pending = timed_prompt(&cx, &session, "Say hello.");
+        let restart = async {
+            tokio::time::sleep(RESTART_AFTER).await;
+            let told = serde_json::to_string(&lock(&shared).updates)
+                .unwrap_or_default()
+                .contains("is not answering");
+            server.restart()?;
+            Ok::<_, String>(told)
+        };
+        let (response, told_before_restart) = tokio::join!(pending, restart);
+        Ok::<_, String>((response?, told_before_restart?))
+    })
+    .await;
+    let (response, told_before_restart) = outcome?;
+    let record = lock(&record);
+    ended_normally(&response)?;
+    stdout_is_json_rpc(&record)?;
+    let updates = serde_json::to_string(&record.updates).unwrap_or_default();
+    let waiting = format!(
+        "the model server at {} is not answering (connection refused)",
+        server.base_url()
+    );
+    if !told_before_restart || !updates.contains(&waiting) {
+        return Err(format!(
+            "the editor was not told of the wait before the restart (told: {told_before_restart}): \
+             {}",
+            shorten(&updates, 600)
+        ));
+    }
+    if !updates.contains("answered after") {
+        return Err(format!(
+            "the editor was not told that the server answered: {}",
+            shorten(&updates, 600)
         ));
     }
     Ok(())

@@ -1,6 +1,7 @@
 //! One `llama-server` process for the live suite: started on a free loopback port, waited for
-//! until `/health` answers, asked about its slots, and stopped by its pid when dropped (at the
-//! end, and while unwinding from a panic).
+//! until `/health` answers, asked about its slots, stopped and started again on the same port
+//! (a server restarting mid-session), and stopped by its pid when dropped (at the end, and
+//! while unwinding from a panic).
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -16,7 +17,12 @@ const HEALTHY_WITHIN: Duration = Duration::from_secs(180);
 
 /// A running llama-server.
 pub struct LlamaServer {
-    child: Child,
+    /// The running process; `None` while stopped.
+    child: Option<Child>,
+    /// The binary, model and extra flags it was started with, to start it again.
+    binary: PathBuf,
+    model: PathBuf,
+    extra: Vec<String>,
     port: u16,
     log: PathBuf,
     what: String,
@@ -37,21 +43,43 @@ impl LlamaServer {
     ) -> Result<Self, String> {
         let port = free_port()?;
         let log = dir.join(format!("llama-server-{}.log", what.replace(' ', "-")));
-        let log_file =
-            std::fs::File::create(&log).map_err(|e| format!("{}: {e}", log.display()))?;
+        std::fs::File::create(&log).map_err(|e| format!("{}: {e}", log.display()))?;
+        let mut server = Self {
+            child: None,
+            binary: binary.to_owned(),
+            model: model.to_owned(),
+            extra: extra.iter().map(|e| (*e).to_owned()).collect(),
+            port,
+            log,
+            what: what.to_owned(),
+            http: reqwest::Client::new(),
+            log_shown: std::cell::Cell::new(0),
+        };
+        server.spawn()?;
+        server.wait_healthy().await?;
+        Ok(server)
+    }
+
+    /// Starts the process (again) on the server's port, its output appended to its log.
+    fn spawn(&mut self) -> Result<(), String> {
+        let log = &self.log;
+        let log_file = std::fs::File::options()
+            .append(true)
+            .open(log)
+            .map_err(|e| format!("{}: {e}", log.display()))?;
         let log_err = log_file
             .try_clone()
             .map_err(|e| format!("{}: {e}", log.display()))?;
-        let mut command = Command::new(binary);
+        let mut command = Command::new(&self.binary);
         command
             .arg("-m")
-            .arg(model)
-            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+            .arg(&self.model)
+            .args(["--host", "127.0.0.1", "--port", &self.port.to_string()])
             .args(["--alias", MODEL_ALIAS])
             // One slot: every request reuses the same KV cache, so the fixed prefix (system
             // prompt and tool schemas) is read once per server, not once per request.
             .args(["-np", "1", "-t", "2", "--seed", "1", "--temp", "0"])
-            .args(extra)
+            .args(&self.extra)
             .stdin(Stdio::null())
             .stdout(log_file)
             .stderr(log_err);
@@ -68,22 +96,38 @@ impl LlamaServer {
         }
         let child = command
             .spawn()
-            .map_err(|e| format!("cannot start {}: {e}", binary.display()))?;
+            .map_err(|e| format!("cannot start {}: {e}", self.binary.display()))?;
         eprintln!(
-            "live: started llama-server ({what}) pid {} on 127.0.0.1:{port} {}",
+            "live: started llama-server ({}) pid {} on 127.0.0.1:{} {}",
+            self.what,
             child.id(),
-            extra.join(" ")
+            self.port,
+            self.extra.join(" ")
         );
-        let mut server = Self {
-            child,
-            port,
-            log,
-            what: what.to_owned(),
-            http: reqwest::Client::new(),
-            log_shown: std::cell::Cell::new(0),
-        };
-        server.wait_healthy().await?;
-        Ok(server)
+        self.child = Some(child);
+        Ok(())
+    }
+
+    /// Stops the process by its pid (the port is then refused) and waits for it to exit.
+    pub fn stop(&mut self) {
+        self.print_new_timings();
+        if let Some(mut child) = self.child.take() {
+            // Its own pid, never a name: other llama-servers on this machine are not ours.
+            let _ = child.kill();
+            let _ = child.wait();
+            eprintln!(
+                "live: stopped llama-server ({}) pid {}",
+                self.what,
+                child.id()
+            );
+        }
+    }
+
+    /// Starts the stopped server again on the same port, without waiting for it: while it
+    /// loads the model it refuses connections, then answers 503 "Loading model".
+    pub fn restart(&mut self) -> Result<(), String> {
+        self.stop();
+        self.spawn()
     }
 
     /// The OpenAI-compatible base URL.
@@ -95,7 +139,11 @@ impl LlamaServer {
         let started = Instant::now();
         let url = format!("http://127.0.0.1:{}/health", self.port);
         while started.elapsed() < HEALTHY_WITHIN {
-            if let Ok(Some(status)) = self.child.try_wait() {
+            let exited = match self.child.as_mut() {
+                Some(child) => child.try_wait(),
+                None => return Err(format!("llama-server ({}) is stopped", self.what)),
+            };
+            if let Ok(Some(status)) = exited {
                 return Err(format!(
                     "llama-server ({}) exited with {status} while starting:\n{}",
                     self.what,
@@ -173,15 +221,7 @@ impl LlamaServer {
 
 impl Drop for LlamaServer {
     fn drop(&mut self) {
-        self.print_new_timings();
-        // Its own pid, never a name: other llama-servers on this machine are not ours.
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        eprintln!(
-            "live: stopped llama-server ({}) pid {}",
-            self.what,
-            self.child.id()
-        );
+        self.stop();
     }
 }
 

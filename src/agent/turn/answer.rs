@@ -99,6 +99,26 @@ impl Turn<'_> {
         result
     }
 
+    /// Tells the person, as a notice, that the request waits for a model server that is not
+    /// answering yet (and when it answers).
+    fn server_wait_notices(&self) -> crate::llm::ServerWaitSink {
+        let (events, session) = (self.events.clone(), self.session.id.clone());
+        std::sync::Arc::new(move |wait: crate::llm::ServerWait| {
+            let title = match wait {
+                crate::llm::ServerWait::Answered { .. } => "Model server answering",
+                _ => "Waiting for the model server",
+            };
+            let description = wait.to_string();
+            events.emit(
+                &session,
+                TurnEvent::Notice {
+                    title: title.to_owned(),
+                    description,
+                },
+            );
+        })
+    }
+
     pub(super) async fn relay(
         &self,
         request: ChatRequest,
@@ -107,7 +127,9 @@ impl Turn<'_> {
         stats: &mut ModelRequestStats,
     ) -> Result<bool, ModelWait> {
         let model = self.model();
-        let Some(stream) = unless_cancelled(&self.cancel, model.stream(request)).await else {
+        let waits = self.server_wait_notices();
+        let opened = model.stream_with_waits(request, waits);
+        let Some(stream) = unless_cancelled(&self.cancel, opened).await else {
             return Ok(false);
         };
         let mut stream = stream.map_err(ModelWait::Failed)?;

@@ -15,7 +15,12 @@ async fn model_server_down_gives_an_actionable_error_and_the_session_survives() 
     let url = format!("http://{}/v1/some-model", listener.local_addr().unwrap());
     drop(listener);
     let (_dir, ws) = workspace();
-    let (errors, record) = with_editor(&url, &ws, EditorOptions::default(), async |cx, _| {
+    // Without the wait for a server that is starting (tests/it/server_wait.rs has that).
+    let options = EditorOptions {
+        env: vec![("PUNIE_SERVER_WAIT".to_owned(), "0".to_owned())],
+        ..Default::default()
+    };
+    let (errors, record) = with_editor(&url, &ws, options, async |cx, _| {
         let session = new_session(&cx, &ws).await;
         let first = prompt(&cx, &session, "hello").await.unwrap_err();
         let second = prompt(&cx, &session, "hello again").await.unwrap_err();

@@ -24,6 +24,7 @@ async fn server_down_is_unreachable_and_names_the_url() {
         max_attempts: 3,
         base_delay: Duration::from_millis(1),
         max_delay: Duration::from_millis(5),
+        server_wait: Duration::ZERO,
     });
     let error = match model.stream(hello()).await {
         Ok(_) => panic!("a stream from a closed port"),
@@ -41,6 +42,7 @@ async fn server_down_is_unreachable_and_names_the_url() {
         max_attempts: 2,
         base_delay: Duration::from_millis(1),
         max_delay: Duration::from_millis(5),
+        server_wait: Duration::ZERO,
     });
     let error = model.list_models().await.unwrap_err();
     assert!(

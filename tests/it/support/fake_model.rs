@@ -75,8 +75,14 @@ impl FakeModelServer {
 
     /// [`FakeModelServer::start`] on a chosen address (to play a server that comes up late).
     pub async fn start_at(address: SocketAddr) -> Self {
+        Self::start_at_with(address, Vec::new()).await
+    }
+
+    /// [`FakeModelServer::start_at`] with `replies` queued before it listens, so that a client
+    /// already knocking gets them.
+    pub async fn start_at_with(address: SocketAddr, replies: Vec<Reply>) -> Self {
         let shared = Arc::new(Shared {
-            replies: Mutex::new(VecDeque::new()),
+            replies: Mutex::new(replies.into()),
             requests: Mutex::new(Vec::new()),
             models: Mutex::new(vec![FAKE_MODEL.to_owned()]),
             models_reply: Mutex::new(None),

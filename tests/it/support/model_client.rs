@@ -58,6 +58,7 @@ pub fn quick_retries(max_attempts: u32) -> RetryPolicy {
         max_attempts,
         base_delay: Duration::from_millis(1),
         max_delay: Duration::from_millis(5),
+        server_wait: Duration::ZERO,
     }
 }
 
