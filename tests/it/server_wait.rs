@@ -5,7 +5,6 @@
 
 use std::net::SocketAddr;
 use std::process::Stdio;
-use std::time::Duration;
 
 use agent_client_protocol::v1::schema::*;
 use serde_json::json;
@@ -50,20 +49,30 @@ async fn a_port_that_refuses_for_seconds_then_answers_is_waited_for_and_the_edit
     let address = closed_address();
     let url = format!("http://{address}/v1/fake-model");
     let dir = tempfile::tempdir().unwrap();
-    let starting = tokio::spawn(async move {
-        // Longer than the few seconds after which the editor is told.
-        tokio::time::sleep(Duration::from_secs(5)).await;
-        FakeModelServer::start_at_with(address, vec![Reply::text("Up at last")]).await
-    });
     let env = [("PUNIE_SERVER_WAIT", "60")];
-    let (response, record) = with_editor(&url, dir.path(), options(&env), async |cx, _| {
+    let (outcome, record) = with_editor(&url, dir.path(), options(&env), async |cx, shared| {
         let session = new_session(&cx, dir.path()).await;
-        prompt(&cx, &session, "hello").await
+        let pending = cx.send_request(PromptRequest::new(
+            session,
+            vec![ContentBlock::from("hello")],
+        ));
+        // The server comes up only once the editor was told it is being waited for.
+        wait_until(&shared, "the editor is told of the wait", |record| {
+            serde_json::to_string(&record.updates)
+                .unwrap()
+                .contains("is not answering")
+        })
+        .await;
+        let server = FakeModelServer::start_at_with(address, vec![Reply::text("Up at last")]).await;
+        let response = tokio::time::timeout(PATIENCE, pending.block_task())
+            .await
+            .expect("the turn ends once the server is up");
+        (response, server)
     })
     .await;
+    let (response, server) = outcome;
     let response = response.expect("the turn waits for the server and completes");
     assert_eq!(response.stop_reason, StopReason::EndTurn);
-    let server = starting.await.unwrap();
     assert_eq!(server.requests().len(), 1, "one request reached it");
     let text = record.lock().unwrap().message_text();
     assert!(text.contains("Up at last"), "{text}");
