@@ -403,6 +403,54 @@ mod tests {
         assert_eq!(RetryPolicy::never().max_attempts, 1);
     }
 
+    fn refused() -> Failure {
+        Failure {
+            error: LlmError::Unreachable {
+                url: "http://x/v1".into(),
+                reason: "Connection refused (os error 111)".into(),
+                attempts: 1,
+            },
+            transient: true,
+            retry_after: None,
+        }
+    }
+
+    #[test]
+    fn a_server_that_is_not_answering_is_waited_for_by_time() {
+        let policy = RetryPolicy::default();
+        let now = Instant::now();
+        // Past the three tries, still within the wait: polled at most 2 s apart.
+        let delay = policy.next_delay(&refused(), 10, now).unwrap();
+        assert!(delay <= POLL_AT_MOST, "{delay:?}");
+        // Without the wait, three tries as for any passing failure.
+        let short = policy.without_server_wait();
+        assert!(short.next_delay(&refused(), 2, now).is_some());
+        assert!(short.next_delay(&refused(), 3, now).is_none());
+        // A 429 is a busy server, not a starting one: three tries.
+        let busy = Failure {
+            error: LlmError::Status {
+                url: "http://x/v1".into(),
+                status: 429,
+                message: "slow down".into(),
+                hint: String::new(),
+                attempts: 1,
+            },
+            transient: true,
+            retry_after: None,
+        };
+        assert!(policy.next_delay(&busy, 3, now).is_none());
+        // The wait used up: the error says how long and what to change.
+        let error = policy.final_error(refused(), 40, now, "http://x/v1");
+        let message = error.to_string();
+        assert!(matches!(error, LlmError::NotReady { attempts: 40, .. }));
+        assert!(
+            message.contains("did not answer within 0 s (40 attempts; last: Connection refused"),
+            "{message}"
+        );
+        assert!(message.contains("--server-wait SECONDS"), "{message}");
+        assert_eq!(short_reason(&refused().error), "connection refused");
+    }
+
     #[test]
     fn errors_say_how_often_they_were_tried() {
         let error = LlmError::StreamCut {
