@@ -233,7 +233,11 @@ impl Turn<'_> {
                 if dropped > 0 && index + 1 == calls.len() {
                     content.push_str(&dropped_calls_note(asked, dropped));
                 }
-                if let Some(note) = answer.loop_note.as_ref().filter(|_| index + 1 == calls.len()) {
+                if let Some(note) = answer
+                    .loop_note
+                    .as_ref()
+                    .filter(|_| index + 1 == calls.len())
+                {
                     content.push_str(note);
                 }
                 history.push(Message::Tool {

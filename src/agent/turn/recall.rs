@@ -20,7 +20,11 @@ something different, or answer.]";
 impl Turn<'_> {
     /// Runs `call`, or answers it from `calls` when the turn already made it (read-only tools
     /// only, and only while no other kind of tool ran in between).
-    pub(super) async fn run_or_recall(&self, call: &ToolCall, calls: &mut TurnCalls) -> CallOutcome {
+    pub(super) async fn run_or_recall(
+        &self,
+        call: &ToolCall,
+        calls: &mut TurnCalls,
+    ) -> CallOutcome {
         let tool = self.toolset.get(&call.name);
         let recallable = tool.is_some_and(|tool| {
             !tool.needs_permission() && matches!(tool.kind(), ToolKind::Read | ToolKind::Search)

@@ -112,8 +112,8 @@ impl TextRepetition {
         let tail = &self.folded[self.folded.len() - n..];
         let reversed: Vec<char> = tail.iter().rev().copied().collect();
         let z = z_function(&reversed);
-        for period in 1..=n / MIN_COPIES {
-            let span = (z[period] + period).min(n);
+        for (period, common) in z.iter().enumerate().take(n / MIN_COPIES + 1).skip(1) {
+            let span = (common + period).min(n);
             if span < MIN_SPAN || span / period < MIN_COPIES {
                 continue;
             }

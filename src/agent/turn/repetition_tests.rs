@@ -73,7 +73,11 @@ fn a_repeated_multi_line_block_fires() {
     let text = block.repeat(20);
     let (found, _) = stream(&text).expect("a loop");
     assert_eq!(found.keep, block.len(), "one copy kept");
-    assert!(found.quote.starts_with("```json {\"name\": \"grep\""), "{}", found.quote);
+    assert!(
+        found.quote.starts_with("```json {\"name\": \"grep\""),
+        "{}",
+        found.quote
+    );
 }
 
 #[test]
@@ -140,7 +144,10 @@ fn normal_texts() -> Vec<(&'static str, String)> {
     );
     let mut match_arms = String::from("match c {\n");
     for c in 'a'..='z' {
-        match_arms.push_str(&format!("    '{c}' => Some(Letter::{}),\n", c.to_ascii_uppercase()));
+        match_arms.push_str(&format!(
+            "    '{c}' => Some(Letter::{}),\n",
+            c.to_ascii_uppercase()
+        ));
     }
     match_arms.push_str("    _ => None,\n}\n");
     let mut css = String::new();
@@ -166,7 +173,11 @@ fn normal_texts() -> Vec<(&'static str, String)> {
 fn normal_code_and_lists_never_fire() {
     for (what, text) in normal_texts() {
         assert_eq!(stream(&text), None, "{what} fired");
-        assert_eq!(feed(&text, &[text.len()]), None, "{what} fired in one piece");
+        assert_eq!(
+            feed(&text, &[text.len()]),
+            None,
+            "{what} fired in one piece"
+        );
     }
 }
 
@@ -227,7 +238,15 @@ fn code_line() -> impl Strategy<Value = String> {
     (
         "[ ]{0,8}",
         prop::sample::select(vec![
-            "let x = ", "}", "fn f(", "assert_eq!(", "// ", "- ", "| a | ", "return ", "",
+            "let x = ",
+            "}",
+            "fn f(",
+            "assert_eq!(",
+            "// ",
+            "- ",
+            "| a | ",
+            "return ",
+            "",
         ]),
         "[a-z0-9_(){};,. ]{0,40}",
     )

@@ -277,7 +277,10 @@ impl MarkupFilter {
                             && (a.arguments == b.arguments
                                 || serde_json::from_str::<serde_json::Value>(&a.arguments)
                                     .ok()
-                                    .zip(serde_json::from_str::<serde_json::Value>(&b.arguments).ok())
+                                    .zip(
+                                        serde_json::from_str::<serde_json::Value>(&b.arguments)
+                                            .ok(),
+                                    )
                                     .is_some_and(|(a, b)| a == b))
                     };
                     self.repeated_call |= calls.iter().any(|call| {
