@@ -268,6 +268,11 @@ impl MarkupFilter {
     /// The scanner's text and thoughts out; its calls kept for the end.
     fn drain(&mut self, out: &mut Vec<Result<ModelEvent, LlmError>>) {
         for piece in self.scanner.take() {
+            if self.repeated_call {
+                // What follows a repeated call is the loop going on: dropped, wherever the
+                // server cut the text.
+                continue;
+            }
             match piece {
                 Piece::Text(text) => out.push(Ok(ModelEvent::Text(text))),
                 Piece::Thought(text) => out.push(Ok(ModelEvent::Thought(text))),
