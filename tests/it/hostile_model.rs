@@ -252,8 +252,9 @@ async fn a_trickling_server_ends_the_turn_at_the_turn_limit() {
 async fn a_large_delta_reaches_the_editor_in_pieces() {
     let server = FakeModelServer::start().await;
     // 900 KiB in one delta (under the 1 MiB event limit), with two-byte characters so a cut at
-    // a fixed byte count would split one.
-    let text = "é".repeat(300 * 1024) + &"a".repeat(300 * 1024);
+    // a fixed byte count would split one; numbered, since one character repeated for ever is a
+    // loop Punie stops (specs/turn-loop.md, "Loops").
+    let text: String = (0..110_000).map(|i| format!("é{i}é")).collect();
     let event =
         serde_json::json!({"choices": [{"delta": {"content": text}, "finish_reason": "stop"}]});
     server.push(Reply::sse_body(&format!(

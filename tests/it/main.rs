@@ -31,6 +31,7 @@ mod llm_server;
 mod llm_text_tools;
 mod local_process;
 mod long_answers;
+mod loops;
 mod mcp;
 mod perf_acp;
 mod perf_browser;

@@ -20,7 +20,8 @@ async fn only_the_first_tool_calls_of_an_answer_run_and_the_model_is_told() {
             ModelEvent::ToolCall(ToolCall {
                 id: format!("flood_{i}"),
                 name: "read_file".to_owned(),
-                arguments: json!({"path": "notes.txt"}).to_string(),
+                // Distinct calls: the same call twice in one answer is a loop, stopped sooner.
+                arguments: json!({"path": "notes.txt", "limit": i + 1}).to_string(),
             })
         })
         .collect();

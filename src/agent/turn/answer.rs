@@ -4,6 +4,7 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 
+use super::repetition::{AnswerCalls, TextLoop, TextRepetition, quote};
 use super::{Turn, unless_cancelled};
 use crate::agent::events::TurnEvent;
 use crate::agent::observe::ModelRequestStats;
@@ -40,6 +41,9 @@ pub(super) struct Answer {
     pub(super) text: String,
     pub(super) tool_calls: Vec<ToolCall>,
     pub(super) finish: Option<FinishReason>,
+    /// Set when Punie stopped the answer because it repeated itself: what the model is told in
+    /// the last result of the calls that run (an answer without calls carries it in its text).
+    pub(super) loop_note: Option<String>,
 }
 
 impl Answer {
@@ -133,11 +137,14 @@ impl Turn<'_> {
             return Ok(false);
         };
         let mut stream = stream.map_err(ModelWait::Failed)?;
-        loop {
+        let mut text_loops = TextRepetition::default();
+        let mut thought_loops = TextRepetition::default();
+        let mut calls = AnswerCalls::default();
+        let repeated = loop {
             let Some(next) = unless_cancelled(&self.cancel, stream.next()).await else {
                 return Ok(false);
             };
-            let Some(event) = next else { break };
+            let Some(event) = next else { break None };
             stats
                 .time_to_first_token
                 .get_or_insert_with(|| started.elapsed());
@@ -148,18 +155,91 @@ impl Turn<'_> {
                     for piece in pieces(&text, MAX_CHUNK_BYTES) {
                         self.emit(TurnEvent::MessageChunk(piece.to_owned()));
                     }
+                    if let Some(found) = text_loops.push(&text) {
+                        answer.text.truncate(found.keep);
+                        break Some(Repeated::Text(found));
+                    }
                 }
                 ModelEvent::Thought(text) => {
                     stats.chunks += 1;
                     for piece in pieces(&text, MAX_CHUNK_BYTES) {
                         self.emit(TurnEvent::ThoughtChunk(piece.to_owned()));
                     }
+                    if let Some(found) = thought_loops.push(&text) {
+                        break Some(Repeated::Thought(found));
+                    }
                 }
-                ModelEvent::ToolCall(call) => answer.tool_calls.push(call),
+                ModelEvent::ToolCall(call) => {
+                    if calls.is_repeat(&call.name, &call.arguments) {
+                        break Some(Repeated::Call(call));
+                    }
+                    answer.tool_calls.push(call);
+                }
                 ModelEvent::Usage(usage) => stats.usage = Some(usage),
                 ModelEvent::Finished(reason) => answer.finish = Some(reason),
             }
+        };
+        // Dropping the stream aborts the request: the server stops generating.
+        drop(stream);
+        if let Some(repeated) = repeated {
+            self.stopped_looping(&repeated, answer);
         }
         Ok(true)
+    }
+
+    /// Tells the person and the log that the answer was stopped, and leaves the note for the
+    /// model in `answer`.
+    fn stopped_looping(&self, repeated: &Repeated, answer: &mut Answer) {
+        let what = repeated.describe();
+        tracing::warn!(session = %self.session.id, repeated = %what, kept_bytes = answer.text.len(), kept_calls = answer.tool_calls.len(), "the model repeated itself; its answer was stopped");
+        let kept = if answer.tool_calls.is_empty() {
+            "The answer up to the first repeat is kept."
+        } else {
+            "The tool calls it made are run once each."
+        };
+        self.emit(TurnEvent::Notice {
+            title: "The model repeated itself".to_owned(),
+            description: format!("Punie stopped the model: {what}. {kept}"),
+        });
+        let note = format!(
+            "[Note from Punie: your answer {what}, so Punie stopped it there. Do not repeat \
+             yourself: use what you have, then answer or do something different.]"
+        );
+        if answer.tool_calls.is_empty() {
+            if !answer.text.is_empty() {
+                answer.text.push_str("\n\n");
+            }
+            answer.text.push_str(&note);
+        } else {
+            answer.loop_note = Some(format!("\n\n{note}"));
+        }
+    }
+}
+
+/// What an answer repeated.
+enum Repeated {
+    Text(TextLoop),
+    Thought(TextLoop),
+    Call(ToolCall),
+}
+
+impl Repeated {
+    /// "repeated …": what the person and the model are told.
+    fn describe(&self) -> String {
+        match self {
+            Repeated::Text(found) => format!(
+                "repeated \"{}\" {} times in a row",
+                found.quote, found.copies
+            ),
+            Repeated::Thought(found) => format!(
+                "repeated \"{}\" {} times in a row in its reasoning",
+                found.quote, found.copies
+            ),
+            Repeated::Call(call) => format!(
+                "asked for the same tool call twice ({} {})",
+                call.name,
+                quote(&call.arguments)
+            ),
+        }
     }
 }

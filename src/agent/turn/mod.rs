@@ -5,6 +5,8 @@ mod answer;
 mod budget;
 mod call;
 mod prompt;
+mod recall;
+mod repetition;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -21,6 +23,7 @@ use super::session::Session;
 use crate::llm::{ChatModel, ChatRequest, FinishReason, Message};
 use answer::{Answer, ModelWait};
 use call::CallOutcome;
+use repetition::{MAX_REPEATED_CALLS, TurnCalls};
 
 /// Awaits `future` unless the turn is cancelled first.
 async fn unless_cancelled<F: Future>(cancel: &CancellationToken, future: F) -> Option<F::Output> {
@@ -105,6 +108,7 @@ impl Turn<'_> {
         let mut requests = 0;
         let mut empty_answers = 0;
         let mut bad_calls = 0;
+        let mut made_calls = TurnCalls::default();
         loop {
             if requests >= self.config.max_turn_requests {
                 tracing::info!(session = %self.session.id, requests, "turn stopped: max_turn_requests");
@@ -208,7 +212,7 @@ impl Turn<'_> {
                 let text = if cancelled {
                     "Not run: the user cancelled the turn.".to_owned()
                 } else {
-                    match self.run_tool_call(call).await {
+                    match self.run_or_recall(call, &mut made_calls).await {
                         CallOutcome::Answered { text, usable } => {
                             if !usable {
                                 bad_calls += 1;
@@ -229,6 +233,13 @@ impl Turn<'_> {
                 if dropped > 0 && index + 1 == calls.len() {
                     content.push_str(&dropped_calls_note(asked, dropped));
                 }
+                if let Some(note) = answer
+                    .loop_note
+                    .as_ref()
+                    .filter(|_| index + 1 == calls.len())
+                {
+                    content.push_str(note);
+                }
                 history.push(Message::Tool {
                     tool_call_id: call.id.clone(),
                     content,
@@ -247,6 +258,15 @@ impl Turn<'_> {
                      Try rephrasing, or a model with better tool-calling support."
                         .to_owned(),
                 ));
+                return Ok(StopReason::EndTurn);
+            }
+            if made_calls.exhausted() {
+                tracing::warn!(session = %self.session.id, repeats = made_calls.repeats(), "turn stopped: the model kept repeating its tool calls");
+                self.emit(TurnEvent::MessageChunk(format!(
+                    "The model kept repeating tool calls it had already made ({MAX_REPEATED_CALLS} \
+                     repeats in this turn), so Punie stopped this turn. Try rephrasing the request, \
+                     or a larger model."
+                )));
                 return Ok(StopReason::EndTurn);
             }
             if answer.finish == Some(FinishReason::Length) {

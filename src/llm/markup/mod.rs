@@ -107,6 +107,9 @@ pub struct MarkupFilter {
     calls: Vec<(Vec<TextCall>, String)>,
     /// The server sent structured tool calls in this answer.
     structured_calls: bool,
+    /// A call read from the text repeats one read before (a looping model writes the same call
+    /// again and again): the answer ends there, the repeat handed out for the turn to see.
+    repeated_call: bool,
     usage: Option<Usage>,
     ended: bool,
     new_id: Box<dyn FnMut() -> String + Send>,
@@ -146,6 +149,7 @@ impl MarkupFilter {
             hint,
             calls: Vec::new(),
             structured_calls: false,
+            repeated_call: false,
             usage: None,
             ended: false,
             new_id: Box::new(|| format!("call_{}", uuid::Uuid::new_v4().simple())),
@@ -172,6 +176,12 @@ impl MarkupFilter {
             Ok(ModelEvent::Text(text)) => {
                 self.scanner.push(&text);
                 self.drain(&mut out);
+                if self.repeated_call {
+                    debug!("a tool call in the text repeats an earlier one: the answer ends here");
+                    self.flush(&mut out);
+                    out.push(Ok(ModelEvent::Finished(FinishReason::ToolCalls)));
+                    self.ended = true;
+                }
             }
             Ok(ModelEvent::Thought(text)) => {
                 self.scanner.structured_thought();
@@ -258,10 +268,34 @@ impl MarkupFilter {
     /// The scanner's text and thoughts out; its calls kept for the end.
     fn drain(&mut self, out: &mut Vec<Result<ModelEvent, LlmError>>) {
         for piece in self.scanner.take() {
+            if self.repeated_call {
+                // What follows a repeated call is the loop going on: dropped, wherever the
+                // server cut the text.
+                continue;
+            }
             match piece {
                 Piece::Text(text) => out.push(Ok(ModelEvent::Text(text))),
                 Piece::Thought(text) => out.push(Ok(ModelEvent::Thought(text))),
-                Piece::Calls { calls, raw } => self.calls.push((calls, raw)),
+                Piece::Calls { calls, raw } => {
+                    let same = |a: &TextCall, b: &TextCall| {
+                        a.name == b.name
+                            && (a.arguments == b.arguments
+                                || serde_json::from_str::<serde_json::Value>(&a.arguments)
+                                    .ok()
+                                    .zip(
+                                        serde_json::from_str::<serde_json::Value>(&b.arguments)
+                                            .ok(),
+                                    )
+                                    .is_some_and(|(a, b)| a == b))
+                    };
+                    self.repeated_call |= calls.iter().any(|call| {
+                        self.calls
+                            .iter()
+                            .flat_map(|(held, _)| held)
+                            .any(|held| same(held, call))
+                    });
+                    self.calls.push((calls, raw));
+                }
             }
         }
     }
