@@ -532,19 +532,20 @@ pub fn speed(measured: &Measured, kind: ServerKind, within: Duration) -> Check {
         };
     };
     let seconds = timing.elapsed.as_secs_f64();
-    let (speed, source) = match (timing.per_second, timing.processed) {
-        (Some(speed), _) if speed > 0.0 => (speed, "llama.cpp timings"),
-        _ => (f64::from(measured.tokens) / seconds.max(0.001), "measured"),
+    let detail = match (timing.per_second, timing.prompt_ms) {
+        (Some(speed), Some(ms)) if speed > 0.0 && ms > 0.0 => format!(
+            "{speed:.0} prompt tokens/s (llama.cpp timings: {} tokens in {:.1} s); a session's \
+             first request waits about {:.1} s for its first token (the fixed prompt, cold)",
+            timing.processed.unwrap_or(u64::from(measured.tokens)),
+            ms / 1000.0,
+            ms / 1000.0,
+        ),
+        _ => format!(
+            "the fixed prompt, cold, was answered in {seconds:.1} s (about {:.0} prompt \
+             tokens/s); a session's first request waits about that long for its first token",
+            f64::from(measured.tokens) / seconds.max(0.001)
+        ),
     };
-    let cold = match timing.prompt_ms {
-        Some(ms) if ms > 0.0 => ms / 1000.0,
-        _ => seconds,
-    };
-    let detail = format!(
-        "{speed:.0} prompt tokens/s ({source}); the first token of a session's first request \
-         comes after about {cold:.1} s (the fixed prompt, cold; {seconds:.1} s for the whole \
-         one-token answer here)"
-    );
     if timing.elapsed > SLOW_FIRST_TOKEN {
         Check::new("prompt speed", Verdict::Warn, detail).fixed_by([fixes::speed(kind)])
     } else {
