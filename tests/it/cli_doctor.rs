@@ -88,7 +88,9 @@ fn assert_fixed_prompt(request: &Value) {
     let tools = request["tools"].as_array().unwrap();
     assert!(tools.len() >= 10, "all the built-in tools: {}", tools.len());
     assert!(
-        tools.iter().any(|tool| tool["function"]["name"] == "edit_file"),
+        tools
+            .iter()
+            .any(|tool| tool["function"]["name"] == "edit_file"),
         "{request}"
     );
     let system = request["messages"][0]["content"].as_str().unwrap();
@@ -108,7 +110,10 @@ async fn a_llama_cpp_server_with_native_tool_calls_passes() {
         "{report}"
     );
     assert_eq!(verdict(&report, "reachable"), "ok", "{report}");
-    assert!(line(&report, "reachable").contains("/health: ok"), "{report}");
+    assert!(
+        line(&report, "reachable").contains("/health: ok"),
+        "{report}"
+    );
     assert_eq!(verdict(&report, "model"), "ok", "{report}");
     assert!(
         line(&report, "model").contains(&format!(
@@ -123,16 +128,28 @@ async fn a_llama_cpp_server_with_native_tool_calls_passes() {
     assert_eq!(verdict(&report, "context window"), "ok", "{report}");
     let window = line(&report, "context window");
     assert!(window.contains("8192 tokens"), "{window}");
-    assert!(window.contains("is 2010 tokens as the server counts it"), "{window}");
-    assert!(window.contains("leaving 6182 for the conversation"), "{window}");
+    assert!(
+        window.contains("is 2010 tokens as the server counts it"),
+        "{window}"
+    );
+    assert!(
+        window.contains("leaving 6182 for the conversation"),
+        "{window}"
+    );
     let speed = line(&report, "prompt speed");
     assert!(
         speed.contains("502 prompt tokens/s (llama.cpp timings: 2010 tokens in 4.0 s)"),
         "{speed}"
     );
-    assert!(speed.contains("waits about 4.0 s for its first token"), "{speed}");
+    assert!(
+        speed.contains("waits about 4.0 s for its first token"),
+        "{speed}"
+    );
     assert!(!report.contains("To fix:"), "{report}");
-    assert!(report.ends_with("Punie can work with this server.\n"), "{report}");
+    assert!(
+        report.ends_with("Punie can work with this server.\n"),
+        "{report}"
+    );
 
     let requests = server.requests();
     assert_eq!(requests.len(), 2);
@@ -158,7 +175,10 @@ async fn calls_written_as_bare_json_warn_and_say_jinja() {
         report.contains("  - restart llama-server with --jinja, and use a model whose chat template supports tools"),
         "{report}"
     );
-    assert!(report.ends_with("Punie can work with this server (1 warning).\n"), "{report}");
+    assert!(
+        report.ends_with("Punie can work with this server (1 warning).\n"),
+        "{report}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -181,11 +201,19 @@ async fn a_window_too_small_for_the_fixed_prompt_fails_with_the_c_to_use() {
     assert_eq!(verdict(&report, "context window"), "FAIL", "{report}");
     let window = line(&report, "context window");
     assert!(window.contains("2048 tokens"), "{window}");
-    assert!(window.contains("is 2474 tokens as the server counts it"), "{window}");
-    assert!(report.contains("  - restart llama-server with -c 8192\n"), "{report}");
+    assert!(
+        window.contains("is 2474 tokens as the server counts it"),
+        "{window}"
+    );
+    assert!(
+        report.contains("  - restart llama-server with -c 8192\n"),
+        "{report}"
+    );
     assert_eq!(verdict(&report, "prompt speed"), "skip", "{report}");
     assert!(
-        report.ends_with("Punie cannot work with this server until that is fixed (1 failed check).\n"),
+        report.ends_with(
+            "Punie cannot work with this server until that is fixed (1 failed check).\n"
+        ),
         "{report}"
     );
     assert_fixed_prompt(&server.requests()[1]);
@@ -217,10 +245,19 @@ async fn an_ollama_window_is_fixed_with_num_ctx() {
     );
     let (code, report) = doctor("local", &[], Some(&config)).await;
     assert_eq!(code, Some(1), "{report}");
-    assert!(report.starts_with(&format!("punie doctor: {} (Ollama)", server.base_url())), "{report}");
-    assert!(line(&report, "model").contains("(config entry \"local\")"), "{report}");
+    assert!(
+        report.starts_with(&format!("punie doctor: {} (Ollama)", server.base_url())),
+        "{report}"
+    );
+    assert!(
+        line(&report, "model").contains("(config entry \"local\")"),
+        "{report}"
+    );
     assert_eq!(verdict(&report, "context window"), "FAIL", "{report}");
-    assert!(report.contains("OLLAMA_CONTEXT_LENGTH=8192 ollama serve"), "{report}");
+    assert!(
+        report.contains("OLLAMA_CONTEXT_LENGTH=8192 ollama serve"),
+        "{report}"
+    );
     assert!(report.contains("PARAMETER num_ctx 8192"), "{report}");
 }
 
@@ -232,11 +269,17 @@ async fn no_server_at_all_says_connection_refused_and_how_to_start_one() {
     let (code, report) = doctor(&base, &[], None).await;
     assert_eq!(code, Some(1), "{report}");
     assert_eq!(verdict(&report, "reachable"), "FAIL", "{report}");
-    assert!(line(&report, "reachable").contains("Connection refused"), "{report}");
+    assert!(
+        line(&report, "reachable").contains("Connection refused"),
+        "{report}"
+    );
     for name in ["model", "tool calls", "context window", "prompt speed"] {
         assert_eq!(verdict(&report, name), "skip", "{report}");
     }
-    assert!(report.contains("llama-server -m MODEL.gguf --jinja -c 8192"), "{report}");
+    assert!(
+        report.contains("llama-server -m MODEL.gguf --jinja -c 8192"),
+        "{report}"
+    );
     assert!(report.contains("ollama serve"), "{report}");
 }
 
@@ -247,6 +290,12 @@ async fn an_unknown_model_fails_and_lists_what_to_pass() {
     let (code, report) = doctor(&server.spec_for("qwen3-coder"), &[], None).await;
     assert_eq!(code, Some(1), "{report}");
     assert_eq!(verdict(&report, "model"), "FAIL", "{report}");
-    assert!(report.contains(&format!("  - --model {}\n", server.spec_for("qwen3:8b"))), "{report}");
-    assert!(server.requests().is_empty(), "no chat request for a model that is not there");
+    assert!(
+        report.contains(&format!("  - --model {}\n", server.spec_for("qwen3:8b"))),
+        "{report}"
+    );
+    assert!(
+        server.requests().is_empty(),
+        "no chat request for a model that is not there"
+    );
 }

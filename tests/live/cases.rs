@@ -282,7 +282,12 @@ async fn doctor(live: &Live, server: &LlamaServer) -> Result<(), String> {
         .output();
     let output = tokio::time::timeout(TURN_WITHIN * 2, output)
         .await
-        .map_err(|_| format!("punie doctor did not end within {} s", (TURN_WITHIN * 2).as_secs()))?
+        .map_err(|_| {
+            format!(
+                "punie doctor did not end within {} s",
+                (TURN_WITHIN * 2).as_secs()
+            )
+        })?
         .map_err(|e| format!("cannot run punie doctor: {e}"))?;
     let report = String::from_utf8_lossy(&output.stdout).into_owned();
     eprintln!(
@@ -297,7 +302,10 @@ async fn doctor(live: &Live, server: &LlamaServer) -> Result<(), String> {
             .to_owned()
     };
     if output.status.code() != Some(0) {
-        return Err(format!("punie doctor exited with {:?}", output.status.code()));
+        return Err(format!(
+            "punie doctor exited with {:?}",
+            output.status.code()
+        ));
     }
     if !line("reachable").trim_start().starts_with("ok") {
         return Err(format!("not reachable: {}", line("reachable")));

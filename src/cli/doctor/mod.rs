@@ -13,6 +13,7 @@
 
 mod checks;
 mod fixes;
+mod measure;
 mod prompt;
 mod report;
 
@@ -112,12 +113,12 @@ async fn check_all(
     };
     let window = probe.context_size(models.as_ref(), &id).await;
     let slots = match kind {
-        ServerKind::LlamaCpp => checks::llama_slots(probe).await,
+        ServerKind::LlamaCpp => measure::llama_slots(probe).await,
         _ => None,
     };
-    let measured = checks::measure(probe, &id, &fixed, wait).await;
-    checks.push(checks::window(window, &measured, &fixed, kind, slots));
-    checks.push(checks::speed(&measured, kind, wait));
+    let measured = measure::measure(probe, &id, &fixed, wait).await;
+    checks.push(measure::window(window, &measured, &fixed, kind, slots));
+    checks.push(measure::speed(&measured, kind, wait));
     (Some(kind), checks)
 }
 
