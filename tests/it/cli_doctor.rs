@@ -6,6 +6,7 @@
 use std::process::Stdio;
 
 use crate::support::fake_model::{FakeModelServer, Reply};
+use crate::support::fixture;
 use crate::support::served::{PATIENCE, punie_command};
 use serde_json::{Value, json};
 
@@ -298,4 +299,21 @@ async fn an_unknown_model_fails_and_lists_what_to_pass() {
         server.requests().is_empty(),
         "no chat request for a model that is not there"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_server_still_loading_its_model_says_to_wait() {
+    let server = FakeModelServer::start().await;
+    server.set_models_reply(Reply::fixture(fixture!("failures/loading_model_503.http")));
+    let (code, report) = doctor(&server.base_url(), &[], None).await;
+    assert_eq!(code, Some(1), "no model to use yet: {report}");
+    assert_eq!(verdict(&report, "reachable"), "warn", "{report}");
+    assert!(line(&report, "reachable").contains("HTTP 503"), "{report}");
+    assert!(
+        report.contains(
+            "  - wait until the server has loaded the model, then run punie doctor again\n"
+        ),
+        "{report}"
+    );
+    assert_eq!(verdict(&report, "model"), "FAIL", "{report}");
 }

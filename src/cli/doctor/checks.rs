@@ -59,11 +59,15 @@ pub async fn reachable(probe: &ServerProbe) -> (Check, Option<ServerModels>) {
         }
         Err(error) => {
             // Something answers, but no model list: Punie can still work if --model names one.
+            let loading = matches!(error, LlmError::Status { status: 503, .. });
             let check = Check::new(
                 "reachable",
                 Verdict::Warn,
                 format!("{base} answers, but lists no models: {error}"),
-            );
+            )
+            .fixed_by(loading.then(|| {
+                "wait until the server has loaded the model, then run punie doctor again".to_owned()
+            }));
             (check, None)
         }
     }

@@ -104,10 +104,9 @@ async fn check_all(
         Ok(fixed) => fixed,
         Err(error) => {
             tracing::warn!(%error, "cannot build the fixed prompt");
-            checks.push(Check::skipped(
-                "context window",
-                &format!("cannot build Punie's fixed prompt ({error:#})"),
-            ));
+            let because = format!("cannot build Punie's fixed prompt ({error:#})");
+            checks.push(Check::skipped("context window", &because));
+            checks.push(Check::skipped("prompt speed", &because));
             return (Some(kind), checks);
         }
     };
