@@ -394,7 +394,7 @@ mod tests {
         let (calls, reasoning) = classify(&bare, &tools, ServerKind::LlamaCpp);
         assert_eq!(calls.verdict, Verdict::Warn);
         assert!(calls.detail.contains("bare JSON"), "{}", calls.detail);
-        assert!(calls.fixes[0].contains("--jinja"));
+        assert!(calls.fixes[0].contains("--chat-template-file"));
         assert!(reasoning.detail.starts_with("none"));
         let thinking = RawAnswer {
             text: "<think>The user wants the time.</think>It is noon.".to_owned(),

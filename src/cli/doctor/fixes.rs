@@ -56,9 +56,10 @@ pub fn native_tool_calls(kind: ServerKind, refused: bool) -> String {
         ServerKind::LlamaCpp if refused => {
             "restart llama-server with --jinja (its chat templates take tools only then)".to_owned()
         }
-        ServerKind::LlamaCpp => "restart llama-server with --jinja, and use a model whose chat \
-             template supports tools (e.g. Qwen2.5-Coder-Instruct, Qwen3); --chat-template-file \
-             can supply one"
+        ServerKind::LlamaCpp => "llama-server took the tools (so its templates are on) but did \
+             not parse this model's calls: use a model whose chat template supports tools (e.g. \
+             Qwen2.5-Coder-Instruct 7B+, Qwen3), or give one with --chat-template-file; Punie \
+             reads the text calls meanwhile"
             .to_owned(),
         ServerKind::Vllm => {
             "restart vLLM with --enable-auto-tool-choice --tool-call-parser hermes (the parser \
