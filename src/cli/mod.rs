@@ -3,6 +3,7 @@
 
 pub mod ask;
 pub mod config;
+pub mod doctor;
 pub mod init;
 pub mod limits;
 pub mod logging;
@@ -151,6 +152,8 @@ pub enum Command {
     Init(init::InitArgs),
     /// Ask once, in this terminal, without an editor: the answer goes to stdout.
     Ask(ask::AskArgs),
+    /// Check a model server the way Punie uses it, and print the flags that fix what is wrong.
+    Doctor(doctor::DoctorArgs),
 }
 
 /// An error found before anything started: bad options, configuration or environment. Exits
@@ -285,6 +288,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Some(Command::Serve(args)) => serve::run(&cli, args),
         Some(Command::Init(args)) => init::run(&cli, args),
         Some(Command::Ask(args)) => ask::run(&cli, args),
+        Some(Command::Doctor(args)) => doctor::run(&cli, args),
     }
 }
 
@@ -294,6 +298,7 @@ fn command_name(command: &Command) -> &'static str {
         Command::Serve(_) => "serve",
         Command::Init(_) => "init",
         Command::Ask(_) => "ask",
+        Command::Doctor(_) => "doctor",
     }
 }
 

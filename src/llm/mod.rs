@@ -24,6 +24,7 @@
 //! | `retry` | tries again what failed for a passing reason |
 //! | `models` | what the server tells of its models: the list, the context window |
 //! | `prompted` | tools described in the prompt, for servers that refuse `tools` |
+//! | `probe` | [`ServerProbe`](probe::ServerProbe): a raw look at a server, for `punie doctor` |
 //! | `openai` | [`OpenAiModel`], which puts them together |
 
 pub mod assemble;
@@ -34,6 +35,7 @@ mod fixture_tests;
 mod markup;
 mod models;
 mod openai;
+pub mod probe;
 mod prompted;
 mod retry;
 mod spec;

@@ -14,6 +14,7 @@
 mod support;
 
 mod ask;
+mod cli_doctor;
 mod cli_help;
 mod cli_init;
 mod cli_stdio;

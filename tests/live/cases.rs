@@ -66,6 +66,11 @@ pub const CASES: &[Case] = &[
         name: "reads_a_file_it_needs",
         needs: Needs::Main,
     },
+    // Last of the shared server's cases: its cold request leaves another prefix in the cache.
+    Case {
+        name: "doctor_reports_the_servers_model_and_window",
+        needs: Needs::Main,
+    },
     Case {
         name: "without_jinja_falls_back_to_text_tool_calls",
         needs: Needs::Own,
@@ -88,6 +93,7 @@ pub async fn run(name: &str, live: &Live, main: Option<&LlamaServer>) -> Result<
         "perf_report_has_server_timings" => perf_report(live, main()?).await,
         "cancel_stops_the_servers_generation" => cancel(live, main()?).await,
         "reads_a_file_it_needs" => reads_a_file(live, main()?).await,
+        "doctor_reports_the_servers_model_and_window" => doctor(live, main()?).await,
         "without_jinja_falls_back_to_text_tool_calls" => without_jinja(live).await,
         "a_window_too_small_gives_advice_naming_c" => small_window(live).await,
         "the_server_restarted_mid_session_is_waited_for" => restarted(live).await,
@@ -257,6 +263,67 @@ async fn reads_a_file(live: &Live, server: &LlamaServer) -> Result<(), String> {
         ),
         read,
     )
+}
+
+/// `punie doctor` against the shared server (`--jinja -c 8192 --alias …`): what is certain is
+/// that it is reachable, the model id is the alias, the window is the `-c` given, and Punie
+/// can work with it (exit 0). The tool-call shape and the speed are the model's and the
+/// machine's: printed, not asserted.
+async fn doctor(live: &Live, server: &LlamaServer) -> Result<(), String> {
+    let started = Instant::now();
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_punie"));
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("PUNIE_") {
+            command.env_remove(name);
+        }
+    }
+    let output = command
+        .env("PUNIE_CONFIG", live.scratch.join("no-config.toml"))
+        .env("PUNIE_LOG_DIR", log_dir(live, "doctor"))
+        .current_dir(&live.workspace)
+        .args(["doctor", "--wait", "300", "--model", &server.base_url()])
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(TURN_WITHIN * 2, output)
+        .await
+        .map_err(|_| {
+            format!(
+                "punie doctor did not end within {} s",
+                (TURN_WITHIN * 2).as_secs()
+            )
+        })?
+        .map_err(|e| format!("cannot run punie doctor: {e}"))?;
+    let report = String::from_utf8_lossy(&output.stdout).into_owned();
+    eprintln!(
+        "live:   doctor ended in {:.1} s:\n{report}",
+        started.elapsed().as_secs_f64()
+    );
+    let line = |name: &str| {
+        report
+            .lines()
+            .find(|line| line.get(8..).is_some_and(|rest| rest.starts_with(name)))
+            .unwrap_or_default()
+            .to_owned()
+    };
+    if output.status.code() != Some(0) {
+        return Err(format!(
+            "punie doctor exited with {:?}",
+            output.status.code()
+        ));
+    }
+    if !line("reachable").trim_start().starts_with("ok") {
+        return Err(format!("not reachable: {}", line("reachable")));
+    }
+    let model = line("model");
+    if !model.trim_start().starts_with("ok") || !model.contains(&format!("{MODEL_ALIAS:?}")) {
+        return Err(format!("the model is not the alias {MODEL_ALIAS}: {model}"));
+    }
+    let window = line("context window");
+    if !window.trim_start().starts_with("ok") || !window.contains("8192 tokens") {
+        return Err(format!("the window is not the -c 8192 given: {window}"));
+    }
+    Ok(())
 }
 
 async fn without_jinja(live: &Live) -> Result<(), String> {
