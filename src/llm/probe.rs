@@ -152,7 +152,7 @@ impl ServerProbe {
 
     /// `GET /v1/models`, tried once.
     pub async fn models(&self) -> Result<ServerModels, LlmError> {
-        let list = ModelList::fetch(&self.lookups, &RetryPolicy::never()).await?;
+        let list = ModelList::fetch(&self.lookups, &RetryPolicy::never(), None).await?;
         Ok(ServerModels { list })
     }
 
