@@ -8,6 +8,7 @@ mod config;
 mod context;
 mod error;
 mod events;
+pub mod journal;
 mod observe;
 mod open;
 mod session;
