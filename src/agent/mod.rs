@@ -11,6 +11,7 @@ mod events;
 pub mod journal;
 mod observe;
 mod open;
+mod saved;
 mod session;
 mod turn;
 
@@ -26,6 +27,7 @@ pub use events::{EventSink, StopReason, ToolCallChange, ToolCallStart, ToolCallS
 pub use observe::{ModelRequestStats, ToolCallStats, TurnObserver};
 pub use open::OpeningSession;
 pub(crate) use open::connect_mcp;
+pub use saved::LoadedSession;
 pub use session::{Session, ToolsLoading};
 
 use crate::llm::{ChatModel, Message};
@@ -46,6 +48,8 @@ pub struct Agent {
     observer: Option<Arc<dyn TurnObserver>>,
     sessions: Mutex<HashMap<String, Arc<Session>>>,
     call_counter: AtomicU64,
+    /// Where sessions are saved, if they are.
+    journals: Option<Arc<journal::SessionStore>>,
 }
 
 impl std::fmt::Debug for Agent {
@@ -68,6 +72,7 @@ impl Agent {
             observer: None,
             sessions: Mutex::default(),
             call_counter: AtomicU64::new(0),
+            journals: None,
         }
     }
 
@@ -155,6 +160,7 @@ impl Agent {
         let session = self.sessions().remove(id);
         if let Some(session) = session {
             session.cancel();
+            session.take_journal();
             session
                 .terminals
                 .release_all(session.workspace.terminals.as_ref())
@@ -213,6 +219,9 @@ impl Agent {
             })?;
         tracing::info!(session = %session.id, model = name, "session model switched");
         session.set_model(name.to_owned(), model);
+        if let Some(journal) = session.journal() {
+            journal.model(name);
+        }
         Ok(())
     }
 
@@ -279,6 +288,19 @@ impl PendingTurn {
         let cancel = claim.cancel_token().clone();
         let started = Instant::now();
         let mut working = claim.history();
+        // A session is saved from its first prompt on: one never prompted leaves nothing.
+        let journal = session.journal().or_else(|| agent.start_journal(&session));
+        let before = journal.as_ref().map(|_| working.clone());
+        let events: Arc<dyn EventSink> = match &journal {
+            Some(journal) => {
+                journal.begin_turn(&prompt);
+                Arc::new(saved::Journaled {
+                    journal: journal.clone(),
+                    events,
+                })
+            }
+            None => events,
+        };
         working.push(Message::User { content: prompt });
         // Tools from the editor's catalog or MCP servers may still be arriving.
         tokio::select! {
@@ -289,7 +311,7 @@ impl PendingTurn {
             session: &session,
             model: &agent.model,
             config: &agent.config,
-            events,
+            events: events.clone(),
             cancel,
             call_counter: &agent.call_counter,
             toolset: session.toolset(),
@@ -304,6 +326,20 @@ impl PendingTurn {
                 &session.id,
                 result.as_ref().ok().copied(),
                 started.elapsed(),
+            );
+        }
+        if let Some(journal) = &journal {
+            let stop = result
+                .as_ref()
+                .map_or("failed", |stop| saved::stop_name(*stop));
+            let after = result.is_ok().then_some(working.as_slice());
+            journal.end_turn(before.as_deref().unwrap_or_default(), after, stop);
+            events.emit(
+                &session.id,
+                TurnEvent::SessionInfo {
+                    title: journal.title(),
+                    updated_at: journal.updated_at(),
+                },
             );
         }
         // The one place a turn's messages join the session's history.

@@ -41,6 +41,7 @@ mod serve;
 mod serve_descriptors;
 mod serve_limits;
 mod serve_soak;
+mod sessions;
 mod tool_call_cap;
 mod tools_files;
 mod tools_search;

@@ -258,9 +258,7 @@ pub enum JournalError {
     #[error("no saved session {0}: `punie sessions list` shows the saved ones")]
     NotFound(String),
     /// The id cannot name a journal.
-    #[error(
-        "{0:?} is not a Punie session id (expected letters, digits, `_` or `-`, at most 100)"
-    )]
+    #[error("{0:?} is not a Punie session id (expected letters, digits, `_` or `-`, at most 100)")]
     BadId(String),
     /// Another process holds the journal.
     #[error(
@@ -282,7 +280,9 @@ pub enum JournalError {
         ours: &'static str,
     },
     /// The file does not start with a readable header.
-    #[error("the journal of session {id} at {path} is unreadable ({reason}); delete it with `punie sessions delete {id}`")]
+    #[error(
+        "the journal of session {id} at {path} is unreadable ({reason}); delete it with `punie sessions delete {id}`"
+    )]
     Unreadable {
         /// The session.
         id: String,

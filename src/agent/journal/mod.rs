@@ -16,7 +16,8 @@ pub use format::{
     StoredCall, StoredMessage, Summary,
 };
 pub use reader::Loaded;
-pub(crate) use reader::{INTERRUPTED_TURN, UNFINISHED_CALL};
+#[cfg(test)]
+use reader::{INTERRUPTED_TURN, UNFINISHED_CALL};
 pub use store::{LIST_PAGE, Retention, SessionPage, SessionStore};
 pub use writer::Journal;
-pub(crate) use writer::{kind_of, title_of};
+pub(crate) use writer::kind_of;

@@ -6,12 +6,13 @@ use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 
-use super::format::{FORMAT_VERSION, Header, JournalError, MAX_RECORD_BYTES, Record, StoredMessage};
+use super::format::{
+    FORMAT_VERSION, Header, JournalError, MAX_RECORD_BYTES, Record, StoredMessage,
+};
 use crate::llm::Message;
 
 /// What the model reads in place of a tool call the process never finished.
-pub(crate) const UNFINISHED_CALL: &str =
-    "Not finished: Punie stopped (the process ended) while this call ran; its effect is unknown, check before repeating it.";
+pub(crate) const UNFINISHED_CALL: &str = "Not finished: Punie stopped (the process ended) while this call ran; its effect is unknown, check before repeating it.";
 
 /// What the model reads after a turn the process never finished.
 pub(crate) const INTERRUPTED_TURN: &str =
@@ -63,8 +64,8 @@ fn parse_header(line: &[u8], path: &Path, id: &str) -> Result<Header, JournalErr
         path: path.to_owned(),
         reason,
     };
-    let value: serde_json::Value =
-        serde_json::from_slice(line).map_err(|e| unreadable(format!("its header is not JSON: {e}")))?;
+    let value: serde_json::Value = serde_json::from_slice(line)
+        .map_err(|e| unreadable(format!("its header is not JSON: {e}")))?;
     let format = value.get("format").and_then(|f| f.as_u64()).unwrap_or(0);
     if format > u64::from(FORMAT_VERSION) {
         return Err(JournalError::NewerFormat {
@@ -83,8 +84,17 @@ fn parse_header(line: &[u8], path: &Path, id: &str) -> Result<Header, JournalErr
     serde_json::from_value(value).map_err(|e| unreadable(format!("its header is incomplete: {e}")))
 }
 
-/// Reads only the header of the journal at `path`.
-pub(crate) fn read_header(path: &Path) -> Result<Header, JournalError> {
+/// The identity a header gives, of any format version.
+#[derive(serde::Deserialize)]
+pub(crate) struct Identity {
+    pub(crate) session: String,
+    pub(crate) cwd: std::path::PathBuf,
+    #[serde(default)]
+    pub(crate) created_at: String,
+}
+
+/// Reads only the identity in the header of the journal at `path` (whatever its format).
+pub(crate) fn read_header(path: &Path) -> Result<Identity, JournalError> {
     let id = path
         .file_stem()
         .and_then(|s| s.to_str())
@@ -98,7 +108,11 @@ pub(crate) fn read_header(path: &Path) -> Result<Header, JournalError> {
     let mut reader = BufReader::new(file.take(64 * 1024));
     let mut line = Vec::new();
     match next_line(&mut reader, &mut line) {
-        Ok(Some(_)) => parse_header(&line, path, &id),
+        Ok(Some(_)) => serde_json::from_slice(&line).map_err(|e| JournalError::Unreadable {
+            id,
+            path: path.to_owned(),
+            reason: format!("its header is not readable: {e}"),
+        }),
         _ => Err(JournalError::Unreadable {
             id,
             path: path.to_owned(),
@@ -147,7 +161,12 @@ pub(crate) fn read_journal(file: &File, path: &Path, id: &str) -> Result<Loaded,
             }
             _ if !complete => {
                 // The last write was cut short by a crash: nothing in it was complete.
-                tracing::warn!(session = id, line = number, bytes = line.len(), "the journal's last line is torn; ignored");
+                tracing::warn!(
+                    session = id,
+                    line = number,
+                    bytes = line.len(),
+                    "the journal's last line is torn; ignored"
+                );
                 break;
             }
             Ok(_) | Err(_) => {
@@ -155,7 +174,12 @@ pub(crate) fn read_journal(file: &File, path: &Path, id: &str) -> Result<Loaded,
                     skipped += 1;
                 }
                 skipped += 1;
-                tracing::warn!(session = id, line = number, skipped, "a damaged record in the journal; loaded up to it");
+                tracing::warn!(
+                    session = id,
+                    line = number,
+                    skipped,
+                    "a damaged record in the journal; loaded up to it"
+                );
                 problems.push(format!(
                     "Line {number} of this session's journal ({}) is damaged: the conversation was loaded up to it, and the {skipped} line(s) from there on were skipped (a copy of the original is kept next to it as {id}.damaged-*.jsonl).",
                     path.display()
@@ -220,16 +244,16 @@ fn rebuild(loaded: &mut Loaded) {
 /// Gives every tool call of the last answer a result and ends the history with an answer, so
 /// the model sees a well-formed conversation that says it was cut off.
 fn close_unfinished(history: &mut Vec<Message>) {
-    let last_calls = history.iter().rposition(|m| {
-        matches!(m, Message::Assistant { tool_calls, .. } if !tool_calls.is_empty())
-    });
+    let last_calls = history.iter().rposition(
+        |m| matches!(m, Message::Assistant { tool_calls, .. } if !tool_calls.is_empty()),
+    );
     if let Some(index) = last_calls
         && let Message::Assistant { tool_calls, .. } = history[index].clone()
     {
         for call in tool_calls {
-            let answered = history[index + 1..]
-                .iter()
-                .any(|m| matches!(m, Message::Tool { tool_call_id, .. } if *tool_call_id == call.id));
+            let answered = history[index + 1..].iter().any(
+                |m| matches!(m, Message::Tool { tool_call_id, .. } if *tool_call_id == call.id),
+            );
             if !answered {
                 history.push(Message::Tool {
                     tool_call_id: call.id.clone(),

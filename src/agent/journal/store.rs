@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use super::format::{FORMAT_VERSION, Header, JournalError, Summary};
-use super::reader::{Loaded, read_journal, read_header};
+use super::reader::{Loaded, read_header, read_journal};
 use super::writer::Journal;
 
 /// Sessions one `session/list` page holds.
@@ -20,7 +20,9 @@ const MAX_LISTED: usize = 100_000;
 
 /// The current time, RFC 3339 in UTC.
 pub(crate) fn now() -> String {
-    jiff::Timestamp::now().round(jiff::Unit::Millisecond).map_or_else(|_| jiff::Timestamp::now().to_string(), |t| t.to_string())
+    jiff::Timestamp::now()
+        .round(jiff::Unit::Millisecond)
+        .map_or_else(|_| jiff::Timestamp::now().to_string(), |t| t.to_string())
 }
 
 /// How long and how many saved sessions are kept.
@@ -38,9 +40,6 @@ pub struct SessionStore {
     dir: PathBuf,
 }
 
-
-
-
 /// One page of saved sessions.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SessionPage {
@@ -50,7 +49,10 @@ pub struct SessionPage {
     pub next_cursor: Option<String>,
 }
 
-fn io<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> JournalError + 'a {
+fn io<'a>(
+    action: &'static str,
+    path: &'a Path,
+) -> impl FnOnce(std::io::Error) -> JournalError + 'a {
     move |source| JournalError::Io {
         action,
         path: path.to_owned(),
@@ -62,7 +64,9 @@ fn io<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -
 pub(crate) fn check_id(id: &str) -> Result<(), JournalError> {
     let ok = !id.is_empty()
         && id.len() <= 100
-        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
     if ok {
         Ok(())
     } else {
@@ -155,7 +159,13 @@ impl SessionStore {
         };
         let summary_path = self.summary_path(id);
         write_summary(&summary_path, &summary).map_err(io("write", &summary_path))?;
-        Ok(Journal::new(id.to_owned(), path, summary_path, file, summary))
+        Ok(Journal::new(
+            id.to_owned(),
+            path,
+            summary_path,
+            file,
+            summary,
+        ))
     }
 
     /// Opens a saved session for this process: locks its journal (refused while another
@@ -177,10 +187,14 @@ impl SessionStore {
             if loaded.skipped > 0 {
                 // Kept for the person: the damaged original, before the journal goes on
                 // from its last good record.
-                let copy = self.dir.join(format!("{id}.damaged-{}.jsonl", jiff::Timestamp::now().as_second()));
+                let copy = self.dir.join(format!(
+                    "{id}.damaged-{}.jsonl",
+                    jiff::Timestamp::now().as_second()
+                ));
                 std::fs::copy(&path, &copy).map_err(io("copy", &path))?;
             }
-            file.set_len(loaded.valid_len).map_err(io("truncate", &path))?;
+            file.set_len(loaded.valid_len)
+                .map_err(io("truncate", &path))?;
         }
         let summary = Summary {
             session: id.to_owned(),
@@ -214,6 +228,8 @@ impl SessionStore {
             return Some(summary);
         }
         let path = self.journal_path(id);
+        // Any header that names the session and its directory: a journal of a newer format
+        // is listed too, so loading it says why it cannot be.
         let header = read_header(&path).ok()?;
         let modified = std::fs::metadata(&path).and_then(|m| m.modified()).ok()?;
         let updated = jiff::Timestamp::try_from(modified).ok()?.to_string();
@@ -240,7 +256,10 @@ impl SessionStore {
             }
             match self.summary(id) {
                 Some(summary) if summary.session == id => sessions.push(summary),
-                _ => tracing::warn!(session = id, "a saved session without a readable header is not listed"),
+                _ => tracing::warn!(
+                    session = id,
+                    "a saved session without a readable header is not listed"
+                ),
             }
         }
         sessions.sort_by(|a, b| {
@@ -254,10 +273,16 @@ impl SessionStore {
 
     /// One page of the sessions saved for `cwd` (all when `None`), from `cursor` (as a previous
     /// page returned it) on.
-    pub fn list(&self, cwd: Option<&Path>, cursor: Option<&str>) -> Result<SessionPage, JournalError> {
+    pub fn list(
+        &self,
+        cwd: Option<&Path>,
+        cursor: Option<&str>,
+    ) -> Result<SessionPage, JournalError> {
         let start = match cursor {
             None => 0,
-            Some(cursor) => cursor.parse::<usize>().map_err(|_| JournalError::BadId(format!("cursor {cursor}")))?,
+            Some(cursor) => cursor
+                .parse::<usize>()
+                .map_err(|_| JournalError::BadId(format!("cursor {cursor}")))?,
         };
         let matching: Vec<Summary> = self
             .all()?
@@ -265,7 +290,10 @@ impl SessionStore {
             .filter(|s| cwd.is_none_or(|cwd| s.cwd == cwd))
             .collect();
         let end = (start + LIST_PAGE).min(matching.len());
-        let sessions = matching.get(start.min(end)..end).unwrap_or_default().to_vec();
+        let sessions = matching
+            .get(start.min(end)..end)
+            .unwrap_or_default()
+            .to_vec();
         let next_cursor = (end < matching.len()).then(|| end.to_string());
         Ok(SessionPage {
             sessions,

@@ -35,7 +35,12 @@ fn one_turn(store: &SessionStore, id: &str, cwd: &Path, prompt: &str) {
 #[test]
 fn a_completed_turn_reads_back_with_its_title_and_private_files() {
     let (_dir, store) = store();
-    one_turn(&store, "s1", Path::new("/work/a"), "Fix the parser\nin detail");
+    one_turn(
+        &store,
+        "s1",
+        Path::new("/work/a"),
+        "Fix the parser\nin detail",
+    );
     let (journal, loaded) = store.open_session("s1").unwrap();
     assert_eq!(loaded.header.cwd, Path::new("/work/a"));
     assert_eq!(loaded.title.as_deref(), Some("Fix the parser"));
@@ -62,7 +67,10 @@ fn a_second_writer_is_refused_until_the_first_is_gone() {
     let first = store.create("s1", Path::new("/w"), "m").unwrap();
     let error = store.open_session("s1").unwrap_err();
     assert!(matches!(error, JournalError::Locked(_)), "{error}");
-    assert!(error.to_string().contains("another Punie process"), "{error}");
+    assert!(
+        error.to_string().contains("another Punie process"),
+        "{error}"
+    );
     assert!(matches!(store.delete("s1"), Err(JournalError::Locked(_))));
     drop(first);
     assert!(store.open_session("s1").is_ok());
@@ -84,7 +92,9 @@ fn an_unfinished_turn_is_closed_and_marked_interrupted() {
     drop(journal);
     let (_journal, loaded) = store.open_session("s1").unwrap();
     assert!(loaded.interrupted);
-    assert!(matches!(&loaded.history[2], Message::Tool { tool_call_id, content } if tool_call_id == "c1" && content == UNFINISHED_CALL));
+    assert!(
+        matches!(&loaded.history[2], Message::Tool { tool_call_id, content } if tool_call_id == "c1" && content == UNFINISHED_CALL)
+    );
     assert_eq!(loaded.history[3], answer(INTERRUPTED_TURN));
 }
 
@@ -106,7 +116,10 @@ fn a_torn_last_line_is_dropped_and_the_journal_goes_on_after_it() {
     let (_dir, store) = store();
     one_turn(&store, "s1", Path::new("/w"), "hi");
     let path = store.journal_path("s1");
-    let mut file = std::fs::OpenOptions::new().append(true).open(&path).unwrap();
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&path)
+        .unwrap();
     file.write_all(br#"{"type":"prompt","at":"x","te"#).unwrap();
     drop(file);
     let (journal, loaded) = store.open_session("s1").unwrap();
@@ -116,7 +129,10 @@ fn a_torn_last_line_is_dropped_and_the_journal_goes_on_after_it() {
     journal.end_turn(&[], None, "cancelled");
     drop(journal);
     let (_journal, loaded) = store.open_session("s1").unwrap();
-    assert_eq!(loaded.skipped, 0, "the torn bytes were cut before appending");
+    assert_eq!(
+        loaded.skipped, 0,
+        "the torn bytes were cut before appending"
+    );
     assert_eq!(loaded.records.len(), 6);
 }
 
@@ -125,18 +141,32 @@ fn a_damaged_record_in_the_middle_loads_what_is_before_and_says_so() {
     let (_dir, store) = store();
     one_turn(&store, "s1", Path::new("/w"), "first");
     let path = store.journal_path("s1");
-    let mut file = std::fs::OpenOptions::new().append(true).open(&path).unwrap();
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&path)
+        .unwrap();
     file.write_all(b"{not json}\n").unwrap();
-    file.write_all(br#"{"type":"prompt","at":"x","text":"later"}"#).unwrap();
+    file.write_all(br#"{"type":"prompt","at":"x","text":"later"}"#)
+        .unwrap();
     file.write_all(b"\n").unwrap();
     drop(file);
     let (_journal, loaded) = store.open_session("s1").unwrap();
     assert_eq!(loaded.history.len(), 2);
     assert_eq!(loaded.skipped, 2);
-    assert!(loaded.problems[0].contains("Line 6"), "{:?}", loaded.problems);
+    assert!(
+        loaded.problems[0].contains("Line 6"),
+        "{:?}",
+        loaded.problems
+    );
     let copies = std::fs::read_dir(store.dir())
         .unwrap()
-        .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().contains(".damaged-"))
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .contains(".damaged-")
+        })
         .count();
     assert_eq!(copies, 1, "the damaged original is kept");
 }
@@ -151,7 +181,10 @@ fn a_journal_from_a_newer_format_is_refused_naming_its_punie() {
     )
     .unwrap();
     let error = store.open_session("s9").unwrap_err();
-    assert!(matches!(error, JournalError::NewerFormat { format: 7, .. }), "{error}");
+    assert!(
+        matches!(error, JournalError::NewerFormat { format: 7, .. }),
+        "{error}"
+    );
     assert!(error.to_string().contains("Punie 9.1.0"), "{error}");
 }
 
@@ -159,9 +192,15 @@ fn a_journal_from_a_newer_format_is_refused_naming_its_punie() {
 fn ids_that_are_not_file_names_are_refused() {
     let (_dir, store) = store();
     for id in ["../x", "", "a/b", "a.b"] {
-        assert!(matches!(store.open_session(id), Err(JournalError::BadId(_))), "{id}");
+        assert!(
+            matches!(store.open_session(id), Err(JournalError::BadId(_))),
+            "{id}"
+        );
     }
-    assert!(matches!(store.open_session("missing"), Err(JournalError::NotFound(_))));
+    assert!(matches!(
+        store.open_session("missing"),
+        Err(JournalError::NotFound(_))
+    ));
 }
 
 #[test]
@@ -190,13 +229,20 @@ fn pruning_keeps_the_newest_and_skips_sessions_open_elsewhere() {
         one_turn(&store, &format!("s{i}"), Path::new("/w"), "hi");
     }
     let newest = store.all().unwrap()[0].session.clone();
-    let held = store.open_session(&store.all().unwrap()[3].session).unwrap();
+    let held = store
+        .open_session(&store.all().unwrap()[3].session)
+        .unwrap();
     let deleted = store.prune(Retention {
         max_age: None,
         max_count: Some(1),
     });
     assert_eq!(deleted, 2, "the one open elsewhere is kept");
-    let left: Vec<_> = store.all().unwrap().into_iter().map(|s| s.session).collect();
+    let left: Vec<_> = store
+        .all()
+        .unwrap()
+        .into_iter()
+        .map(|s| s.session)
+        .collect();
     assert!(left.contains(&newest));
     assert_eq!(left.len(), 2);
     drop(held);

@@ -8,10 +8,10 @@ use std::path::PathBuf;
 use std::sync::{Mutex, MutexGuard};
 
 use super::format::{MAX_SHOWN_TEXT, Record, ShownCall, ShownContent, StoredMessage, Summary};
+use super::store::now;
 use super::store::write_summary;
 use crate::agent::events::{ToolCallStatus, TurnEvent};
 use crate::llm::Message;
-use super::store::now;
 use crate::workspace::{ToolContent, ToolKind};
 
 /// The most characters of a first prompt that become the session's title.
@@ -44,7 +44,13 @@ struct Inner {
 }
 
 impl Journal {
-    pub(crate) fn new(id: String, path: PathBuf, summary_path: PathBuf, file: File, summary: Summary) -> Self {
+    pub(crate) fn new(
+        id: String,
+        path: PathBuf,
+        summary_path: PathBuf,
+        file: File,
+        summary: Summary,
+    ) -> Self {
         Self {
             id,
             path,
@@ -115,9 +121,12 @@ impl Journal {
         if inner.summary.title.is_none()
             && let Some(title) = title_of(text)
         {
-            self.append(&mut inner, &Record::Title {
-                title: title.clone(),
-            });
+            self.append(
+                &mut inner,
+                &Record::Title {
+                    title: title.clone(),
+                },
+            );
             inner.summary.title = Some(title);
         }
     }
@@ -135,10 +144,13 @@ impl Journal {
             _ => None,
         };
         inner.turn.push(message.clone());
-        self.append(&mut inner, &Record::Message {
-            message: stored,
-            thought,
-        });
+        self.append(
+            &mut inner,
+            &Record::Message {
+                message: stored,
+                thought,
+            },
+        );
     }
 
     /// Follows what the editor is shown: reasoning (kept with the next answer) and tool calls
@@ -196,9 +208,12 @@ impl Journal {
     /// Records a model switch.
     pub(crate) fn model(&self, name: &str) {
         let mut inner = self.inner();
-        self.append(&mut inner, &Record::Model {
-            name: name.to_owned(),
-        });
+        self.append(
+            &mut inner,
+            &Record::Model {
+                name: name.to_owned(),
+            },
+        );
     }
 
     /// Ends the turn: records the compacted history when the turn's history (`after`, `None`
@@ -211,16 +226,22 @@ impl Journal {
                 && after[..before.len()] == *before
                 && after[before.len()..] == inner.turn[..];
             if !same {
-                let history = after.iter().filter_map(StoredMessage::from_message).collect();
+                let history = after
+                    .iter()
+                    .filter_map(StoredMessage::from_message)
+                    .collect();
                 self.append(&mut inner, &Record::Compacted { history });
             }
         }
         inner.turn.clear();
         let at = now();
-        self.append(&mut inner, &Record::TurnEnd {
-            at: at.clone(),
-            stop: stop.to_owned(),
-        });
+        self.append(
+            &mut inner,
+            &Record::TurnEnd {
+                at: at.clone(),
+                stop: stop.to_owned(),
+            },
+        );
         if let Some(file) = &inner.file
             && let Err(error) = file.sync_data()
         {
@@ -234,7 +255,7 @@ impl Journal {
 }
 
 /// A title from the first prompt: its first line of words, at most [`TITLE_CHARS`] characters.
-pub(crate) fn title_of(prompt: &str) -> Option<String> {
+fn title_of(prompt: &str) -> Option<String> {
     let line = prompt
         .lines()
         .map(str::trim)
@@ -287,7 +308,11 @@ fn shown(content: &[ToolContent]) -> Vec<ShownContent> {
         while !text.is_char_boundary(end) {
             end -= 1;
         }
-        format!("{}\n[… {} more bytes not kept]", &text[..end], text.len() - end)
+        format!(
+            "{}\n[… {} more bytes not kept]",
+            &text[..end],
+            text.len() - end
+        )
     };
     content
         .iter()
@@ -297,7 +322,9 @@ fn shown(content: &[ToolContent]) -> Vec<ShownContent> {
                 path,
                 old_text,
                 new_text,
-            } if old_text.as_ref().map_or(0, String::len) + new_text.len() <= 2 * MAX_SHOWN_TEXT => {
+            } if old_text.as_ref().map_or(0, String::len) + new_text.len()
+                <= 2 * MAX_SHOWN_TEXT =>
+            {
                 Some(ShownContent::Diff {
                     path: path.clone(),
                     old_text: old_text.clone(),
@@ -305,7 +332,10 @@ fn shown(content: &[ToolContent]) -> Vec<ShownContent> {
                 })
             }
             ToolContent::Diff { path, .. } => Some(ShownContent::Text {
-                text: format!("Changed {} (the diff was too large to keep).", path.display()),
+                text: format!(
+                    "Changed {} (the diff was too large to keep).",
+                    path.display()
+                ),
             }),
             _ => None,
         })

@@ -74,6 +74,12 @@ impl Turn<'_> {
             .unwrap_or_else(|| self.model.clone())
     }
 
+    /// Adds a completed message to the turn's history and to the session's journal.
+    fn keep(&self, history: &mut Vec<Message>, message: Message) {
+        self.session.record(&message);
+        history.push(message);
+    }
+
     fn emit(&self, event: TurnEvent) {
         self.events.emit(&self.session.id, event);
     }
@@ -150,13 +156,16 @@ impl Turn<'_> {
                 if !answer.text.is_empty() {
                     // Kept (the model should know what it had said), but shortened and marked,
                     // so a cancelled ramble neither fills the window nor reads as finished.
-                    history.push(Message::Assistant {
-                        content: Some(context::interrupted_answer(
-                            &answer.text,
-                            context::long_answer_limit(window),
-                        )),
-                        tool_calls: Vec::new(),
-                    });
+                    self.keep(
+                        history,
+                        Message::Assistant {
+                            content: Some(context::interrupted_answer(
+                                &answer.text,
+                                context::long_answer_limit(window),
+                            )),
+                            tool_calls: Vec::new(),
+                        },
+                    );
                 }
                 return Ok(StopReason::Cancelled);
             }
@@ -164,10 +173,13 @@ impl Turn<'_> {
             if answer.tool_calls.is_empty() {
                 let finish = answer.finish.clone();
                 if finish == Some(FinishReason::Length) {
-                    history.push(Message::Assistant {
-                        content: Some(answer.text),
-                        tool_calls: Vec::new(),
-                    });
+                    self.keep(
+                        history,
+                        Message::Assistant {
+                            content: Some(answer.text),
+                            tool_calls: Vec::new(),
+                        },
+                    );
                     return Ok(StopReason::MaxTokens);
                 }
                 if answer.text.trim().is_empty() && empty_answers < self.config.empty_answer_retries
@@ -176,10 +188,13 @@ impl Turn<'_> {
                     tracing::info!(session = %self.session.id, attempt = empty_answers, "empty answer from the model; asking again");
                     continue;
                 }
-                history.push(Message::Assistant {
-                    content: Some(answer.text),
-                    tool_calls: Vec::new(),
-                });
+                self.keep(
+                    history,
+                    Message::Assistant {
+                        content: Some(answer.text),
+                        tool_calls: Vec::new(),
+                    },
+                );
                 return Ok(StopReason::EndTurn);
             }
 
@@ -199,10 +214,13 @@ impl Turn<'_> {
                     ),
                 });
             }
-            history.push(Message::Assistant {
-                content: (!answer.text.is_empty()).then_some(answer.text),
-                tool_calls: calls.clone(),
-            });
+            self.keep(
+                history,
+                Message::Assistant {
+                    content: (!answer.text.is_empty()).then_some(answer.text),
+                    tool_calls: calls.clone(),
+                },
+            );
             let mut cancelled = false;
             for (index, call) in calls.iter().enumerate() {
                 let text = if cancelled {
@@ -229,10 +247,13 @@ impl Turn<'_> {
                 if dropped > 0 && index + 1 == calls.len() {
                     content.push_str(&dropped_calls_note(asked, dropped));
                 }
-                history.push(Message::Tool {
-                    tool_call_id: call.id.clone(),
-                    content,
-                });
+                self.keep(
+                    history,
+                    Message::Tool {
+                        tool_call_id: call.id.clone(),
+                        content,
+                    },
+                );
             }
             if cancelled {
                 self.session
