@@ -7,7 +7,11 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
+use std::sync::Arc;
+
 use punie::agent::journal::{Loaded, Record, Retention, SessionStore, ShownContent, StoredMessage};
+use punie::agent::{Agent, Session, TurnEvent};
+use punie::workspace::Workspace;
 
 use super::{Cli, EXIT_FAILURE, startup};
 
@@ -84,6 +88,45 @@ fn store(cli: &Cli) -> anyhow::Result<SessionStore> {
     open_store(cli)?
         .context("no state directory on this platform: pass --state-dir DIR")
         .map_err(startup)
+}
+
+/// The session `punie ask` prompts: a new one, the saved `resume`, or with `continue_latest`
+/// the workspace's most recent.
+pub fn ask_session(
+    agent: &Agent,
+    resume: Option<&str>,
+    continue_latest: bool,
+    workspace: Workspace,
+) -> anyhow::Result<Arc<Session>> {
+    let root = workspace.root().to_owned();
+    let id = match (resume, continue_latest) {
+        (Some(id), _) => id.to_owned(),
+        (None, true) => {
+            let page = agent.saved_sessions(Some(&root), None)?;
+            let latest = page.sessions.into_iter().next().with_context(|| {
+                format!(
+                    "no saved session for {}: run `punie ask` without --continue to start one",
+                    root.display()
+                )
+            });
+            latest.map_err(startup)?.session
+        }
+        (None, false) => return Ok(agent.new_session(move |_| workspace, agent.toolset())),
+    };
+    let loaded = agent
+        .load_session(&id, &root, move |_| workspace)
+        .map_err(startup)?;
+    for event in &loaded.replay {
+        match event {
+            TurnEvent::SessionInfo { title, .. } => eprintln!(
+                "punie: continuing session {id}: {}",
+                title.as_deref().unwrap_or("(untitled)")
+            ),
+            TurnEvent::Notice { title, description } => eprintln!("punie: {title}: {description}"),
+            _ => {}
+        }
+    }
+    Ok(loaded.session)
 }
 
 /// Runs `punie sessions …`.
