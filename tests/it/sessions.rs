@@ -52,7 +52,10 @@ fn load(id: &SessionId, cwd: &Path) -> LoadSessionRequest {
 
 /// The updates a replay must repeat: what the person and the model said, and each tool call
 /// with its final state (live streaming splits text into chunks; compared joined).
-fn conversation(record: &Record) -> (String, String, Vec<(String, String, Value, ToolCallStatus)>) {
+/// A tool call as the editor last saw it: id, title, raw input, final status.
+type Call = (String, String, Value, ToolCallStatus);
+
+fn conversation(record: &Record) -> (String, String, Vec<Call>) {
     let user: String = record
         .updates
         .iter()
@@ -127,16 +130,18 @@ async fn a_session_survives_a_restart_and_its_replay_matches_what_the_editor_saw
         session
     })
     .await;
-    let first = first.lock().unwrap();
-    let live = conversation(&first);
-    assert_eq!(live.2.len(), 3, "read, write and command ran: {:?}", live.2);
-    let info = serde_json::to_value(session_infos(&first).last().unwrap()).unwrap();
-    assert_eq!(info["title"], "Summarise notes.txt", "{info}");
-    assert!(
-        info["updatedAt"].as_str().is_some_and(|t| t.ends_with('Z')),
-        "{info}"
-    );
-    drop(first);
+    let live = {
+        let first = first.lock().unwrap();
+        let live = conversation(&first);
+        assert_eq!(live.2.len(), 3, "read, write and command ran: {:?}", live.2);
+        let info = serde_json::to_value(session_infos(&first).last().unwrap()).unwrap();
+        assert_eq!(info["title"], "Summarise notes.txt", "{info}");
+        assert!(
+            info["updatedAt"].as_str().is_some_and(|t| t.ends_with('Z')),
+            "{info}"
+        );
+        live
+    };
 
     // The files are the person's alone.
     let state = state_dir(&ws).canonicalize().unwrap();

@@ -207,7 +207,7 @@ pub enum Record {
     /// A tool call as the editor was shown it when it ended.
     ToolCall {
         /// The call.
-        call: ShownCall,
+        call: Box<ShownCall>,
     },
     /// The whole history after the turn compacted it: replaces what the model reads from here.
     Compacted {

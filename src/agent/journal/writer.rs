@@ -158,10 +158,8 @@ impl Journal {
     pub(crate) fn event(&self, event: &TurnEvent) {
         let mut inner = self.inner();
         match event {
-            TurnEvent::ThoughtChunk(text) => {
-                if inner.thought.len() < MAX_SHOWN_TEXT {
-                    inner.thought.push_str(text);
-                }
+            TurnEvent::ThoughtChunk(text) if inner.thought.len() < MAX_SHOWN_TEXT => {
+                inner.thought.push_str(text);
             }
             TurnEvent::ToolCall(start) => {
                 let call = ShownCall {
@@ -199,7 +197,12 @@ impl Journal {
                     return;
                 };
                 call.status = status.to_owned();
-                self.append(&mut inner, &Record::ToolCall { call });
+                self.append(
+                    &mut inner,
+                    &Record::ToolCall {
+                        call: Box::new(call),
+                    },
+                );
             }
             _ => {}
         }
