@@ -211,6 +211,11 @@ fn rebuild(loaded: &mut Loaded) {
     for record in &loaded.records {
         match record {
             Record::Prompt { text, .. } => {
+                // The previous turn never ended (the process died) and the session went on:
+                // close it as it was closed when it was loaded then.
+                if turn_start.is_some() {
+                    close_unfinished(&mut history);
+                }
                 turn_start = Some(history.len());
                 history.push(Message::User {
                     content: text.clone(),

@@ -96,6 +96,16 @@ fn an_unfinished_turn_is_closed_and_marked_interrupted() {
         matches!(&loaded.history[2], Message::Tool { tool_call_id, content } if tool_call_id == "c1" && content == UNFINISHED_CALL)
     );
     assert_eq!(loaded.history[3], answer(INTERRUPTED_TURN));
+    // The session goes on; read again later, the cut turn is still closed the same way.
+    let (journal, _) = (_journal, ());
+    journal.begin_turn("next");
+    journal.message(&answer("done"));
+    journal.end_turn(&loaded.history, None, "end_turn");
+    drop(journal);
+    let (_journal, again) = store.open_session("s1").unwrap();
+    assert!(!again.interrupted);
+    assert_eq!(again.history[..4], loaded.history[..]);
+    assert_eq!(again.history.len(), 6);
 }
 
 #[test]
