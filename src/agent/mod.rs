@@ -290,10 +290,9 @@ impl PendingTurn {
         let mut working = claim.history();
         // A session is saved from its first prompt on: one never prompted leaves nothing.
         let journal = session.journal().or_else(|| agent.start_journal(&session));
-        let before = journal.as_ref().map(|_| working.clone());
         let events: Arc<dyn EventSink> = match &journal {
             Some(journal) => {
-                journal.begin_turn(&prompt);
+                journal.begin_turn(&working, &prompt);
                 Arc::new(saved::Journaled {
                     journal: journal.clone(),
                     events,
@@ -333,7 +332,7 @@ impl PendingTurn {
                 .as_ref()
                 .map_or("failed", |stop| saved::stop_name(*stop));
             let after = result.is_ok().then_some(working.as_slice());
-            journal.end_turn(before.as_deref().unwrap_or_default(), after, stop);
+            journal.end_turn(after, stop);
             events.emit(
                 &session.id,
                 TurnEvent::SessionInfo {

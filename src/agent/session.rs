@@ -189,10 +189,11 @@ impl Session {
         self.state().journal.take()
     }
 
-    /// Journals a completed message of the running turn.
-    pub(crate) fn record(&self, message: &Message) {
+    /// Journals the messages the running turn has completed since the last call (the turn
+    /// calls this before each wait: a model request, a tool call).
+    pub(crate) fn journal_progress(&self, history: &[Message]) {
         if let Some(journal) = self.journal() {
-            journal.message(message);
+            journal.sync(history);
         }
     }
 

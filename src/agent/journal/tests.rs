@@ -20,16 +20,14 @@ fn answer(text: &str) -> Message {
 
 fn one_turn(store: &SessionStore, id: &str, cwd: &Path, prompt: &str) {
     let journal = store.create(id, cwd, "test model").unwrap();
-    journal.begin_turn(prompt);
-    let reply = answer("hello");
-    journal.message(&reply);
+    journal.begin_turn(&[], prompt);
     let after = [
         Message::User {
             content: prompt.into(),
         },
-        reply,
+        answer("hello"),
     ];
-    journal.end_turn(&[], Some(&after), "end_turn");
+    journal.end_turn(Some(&after), "end_turn");
 }
 
 #[test]
@@ -80,15 +78,20 @@ fn a_second_writer_is_refused_until_the_first_is_gone() {
 fn an_unfinished_turn_is_closed_and_marked_interrupted() {
     let (_dir, store) = store();
     let journal = store.create("s1", Path::new("/w"), "m").unwrap();
-    journal.begin_turn("run it");
-    journal.message(&Message::Assistant {
-        content: None,
-        tool_calls: vec![ToolCall {
-            id: "c1".into(),
-            name: "run_command".into(),
-            arguments: "{}".into(),
-        }],
-    });
+    journal.begin_turn(&[], "run it");
+    journal.sync(&[
+        Message::User {
+            content: "run it".into(),
+        },
+        Message::Assistant {
+            content: None,
+            tool_calls: vec![ToolCall {
+                id: "c1".into(),
+                name: "run_command".into(),
+                arguments: "{}".into(),
+            }],
+        },
+    ]);
     drop(journal);
     let (_journal, loaded) = store.open_session("s1").unwrap();
     assert!(loaded.interrupted);
@@ -97,10 +100,14 @@ fn an_unfinished_turn_is_closed_and_marked_interrupted() {
     );
     assert_eq!(loaded.history[3], answer(INTERRUPTED_TURN));
     // The session goes on; read again later, the cut turn is still closed the same way.
-    let (journal, _) = (_journal, ());
-    journal.begin_turn("next");
-    journal.message(&answer("done"));
-    journal.end_turn(&loaded.history, None, "end_turn");
+    let journal = _journal;
+    journal.begin_turn(&loaded.history, "next");
+    let mut after = loaded.history.clone();
+    after.push(Message::User {
+        content: "next".into(),
+    });
+    after.push(answer("done"));
+    journal.end_turn(Some(&after), "end_turn");
     drop(journal);
     let (_journal, again) = store.open_session("s1").unwrap();
     assert!(!again.interrupted);
@@ -112,13 +119,50 @@ fn an_unfinished_turn_is_closed_and_marked_interrupted() {
 fn a_failed_turn_leaves_the_history_as_before() {
     let (_dir, store) = store();
     let journal = store.create("s1", Path::new("/w"), "m").unwrap();
-    journal.begin_turn("one");
-    journal.message(&answer("partial"));
-    journal.end_turn(&[], None, "failed");
+    journal.begin_turn(&[], "one");
+    journal.sync(&[
+        Message::User {
+            content: "one".into(),
+        },
+        answer("partial"),
+    ]);
+    journal.end_turn(None, "failed");
     drop(journal);
     let (_journal, loaded) = store.open_session("s1").unwrap();
     assert!(loaded.history.is_empty());
     assert!(!loaded.interrupted);
+}
+
+#[test]
+fn a_compaction_is_journaled_and_a_failed_turn_undoes_it() {
+    let (_dir, store) = store();
+    one_turn(&store, "s1", Path::new("/w"), "first");
+    let (journal, loaded) = store.open_session("s1").unwrap();
+    journal.begin_turn(&loaded.history, "second");
+    let summary = Message::User {
+        content: "summary of the first turn".into(),
+    };
+    let compacted = [
+        summary.clone(),
+        Message::User {
+            content: "second".into(),
+        },
+        answer("two"),
+    ];
+    journal.end_turn(Some(&compacted), "end_turn");
+    journal.begin_turn(&compacted, "third");
+    let mut shorter = vec![summary];
+    shorter.push(Message::User {
+        content: "third".into(),
+    });
+    journal.sync(&shorter);
+    journal.end_turn(None, "failed");
+    drop(journal);
+    let (_journal, again) = store.open_session("s1").unwrap();
+    assert_eq!(
+        again.history, compacted,
+        "the compacted history, without the failed turn"
+    );
 }
 
 #[test]
@@ -135,8 +179,8 @@ fn a_torn_last_line_is_dropped_and_the_journal_goes_on_after_it() {
     let (journal, loaded) = store.open_session("s1").unwrap();
     assert_eq!(loaded.history.len(), 2);
     assert!(loaded.problems.is_empty());
-    journal.begin_turn("again");
-    journal.end_turn(&[], None, "cancelled");
+    journal.begin_turn(&loaded.history, "again");
+    journal.end_turn(None, "cancelled");
     drop(journal);
     let (_journal, loaded) = store.open_session("s1").unwrap();
     assert_eq!(

@@ -39,8 +39,11 @@ struct Inner {
     thought: String,
     /// Tool calls announced and not yet ended, by protocol id.
     open_calls: HashMap<String, ShownCall>,
-    /// The messages recorded since the turn's prompt, to tell a compaction at its end.
-    turn: Vec<Message>,
+    /// The history as the journal has it during a turn: what a reader rebuilds.
+    base: Vec<Message>,
+    /// The history before the turn, while a compaction during the turn makes it differ from
+    /// what a failed turn returns to.
+    before: Option<Vec<Message>>,
 }
 
 impl Journal {
@@ -60,7 +63,8 @@ impl Journal {
                 summary,
                 thought: String::new(),
                 open_calls: HashMap::new(),
-                turn: Vec::new(),
+                base: Vec::new(),
+                before: None,
             }),
         }
     }
@@ -102,12 +106,15 @@ impl Journal {
         true
     }
 
-    /// Records the person's prompt, which starts a turn, and the title if the session had none.
-    pub(crate) fn begin_turn(&self, text: &str) {
+    /// Records the person's prompt, which starts a turn on `before`, and the title if the
+    /// session had none.
+    pub(crate) fn begin_turn(&self, before: &[Message], text: &str) {
         let mut inner = self.inner();
-        inner.turn = vec![Message::User {
+        inner.base = before.to_vec();
+        inner.base.push(Message::User {
             content: text.to_owned(),
-        }];
+        });
+        inner.before = None;
         inner.thought.clear();
         inner.open_calls.clear();
         let at = now();
@@ -131,26 +138,43 @@ impl Journal {
         }
     }
 
-    /// Records a completed message of the running turn.
-    pub(crate) fn message(&self, message: &Message) {
-        let Some(stored) = StoredMessage::from_message(message) else {
-            return;
-        };
+    /// Records what `history` (the running turn's) has beyond what the journal has: its new
+    /// messages, or, when the turn compacted the history, the whole compacted history.
+    pub(crate) fn sync(&self, history: &[Message]) {
         let mut inner = self.inner();
-        let thought = match message {
-            Message::Assistant { .. } if !inner.thought.is_empty() => {
-                Some(std::mem::take(&mut inner.thought))
+        let known = inner.base.len();
+        if history.len() >= known && history[..known] == inner.base[..] {
+            for message in &history[known..] {
+                let Some(stored) = StoredMessage::from_message(message) else {
+                    continue;
+                };
+                let thought = match message {
+                    Message::Assistant { .. } if !inner.thought.is_empty() => {
+                        Some(std::mem::take(&mut inner.thought))
+                    }
+                    _ => None,
+                };
+                self.append(
+                    &mut inner,
+                    &Record::Message {
+                        message: stored,
+                        thought,
+                    },
+                );
             }
-            _ => None,
-        };
-        inner.turn.push(message.clone());
-        self.append(
-            &mut inner,
-            &Record::Message {
-                message: stored,
-                thought,
-            },
-        );
+            inner.base.extend_from_slice(&history[known..]);
+            return;
+        }
+        if inner.before.is_none() {
+            let before = inner.base[..inner.base.len().saturating_sub(1)].to_vec();
+            inner.before = Some(before);
+        }
+        let compacted = history
+            .iter()
+            .filter_map(StoredMessage::from_message)
+            .collect();
+        self.append(&mut inner, &Record::Compacted { history: compacted });
+        inner.base = history.to_vec();
     }
 
     /// Follows what the editor is shown: reasoning (kept with the next answer) and tool calls
@@ -219,24 +243,27 @@ impl Journal {
         );
     }
 
-    /// Ends the turn: records the compacted history when the turn's history (`after`, `None`
-    /// for a failed turn) is not what the journal has (`before` the turn plus what was
-    /// recorded), then the stop; syncs the file to disk and updates the summary.
-    pub(crate) fn end_turn(&self, before: &[Message], after: Option<&[Message]>, stop: &str) {
-        let mut inner = self.inner();
-        if let Some(after) = after {
-            let same = after.len() == before.len() + inner.turn.len()
-                && after[..before.len()] == *before
-                && after[before.len()..] == inner.turn[..];
-            if !same {
-                let history = after
-                    .iter()
-                    .filter_map(StoredMessage::from_message)
-                    .collect();
-                self.append(&mut inner, &Record::Compacted { history });
+    /// Ends the turn: records what `after` (the turn's history; `None` for a failed turn,
+    /// whose history returns to what it was) still adds, then the stop; syncs the file to disk
+    /// and updates the summary.
+    pub(crate) fn end_turn(&self, after: Option<&[Message]>, stop: &str) {
+        match after {
+            Some(after) => self.sync(after),
+            None => {
+                let mut inner = self.inner();
+                // A compaction during the failed turn is undone as well.
+                if let Some(before) = inner.before.take() {
+                    let history = before
+                        .iter()
+                        .filter_map(StoredMessage::from_message)
+                        .collect();
+                    self.append(&mut inner, &Record::Compacted { history });
+                }
             }
         }
-        inner.turn.clear();
+        let mut inner = self.inner();
+        inner.base.clear();
+        inner.before = None;
         let at = now();
         self.append(
             &mut inner,

@@ -74,12 +74,6 @@ impl Turn<'_> {
             .unwrap_or_else(|| self.model.clone())
     }
 
-    /// Adds a completed message to the turn's history and to the session's journal.
-    fn keep(&self, history: &mut Vec<Message>, message: Message) {
-        self.session.record(&message);
-        history.push(message);
-    }
-
     fn emit(&self, event: TurnEvent) {
         self.events.emit(&self.session.id, event);
     }
@@ -117,6 +111,7 @@ impl Turn<'_> {
                 return Ok(StopReason::MaxTurnRequests);
             }
             requests += 1;
+            self.session.journal_progress(history);
             let Some(max_tokens) = self.fit(&system, tool_tokens, history, window).await? else {
                 return Ok(StopReason::Cancelled);
             };
@@ -156,16 +151,13 @@ impl Turn<'_> {
                 if !answer.text.is_empty() {
                     // Kept (the model should know what it had said), but shortened and marked,
                     // so a cancelled ramble neither fills the window nor reads as finished.
-                    self.keep(
-                        history,
-                        Message::Assistant {
-                            content: Some(context::interrupted_answer(
-                                &answer.text,
-                                context::long_answer_limit(window),
-                            )),
-                            tool_calls: Vec::new(),
-                        },
-                    );
+                    history.push(Message::Assistant {
+                        content: Some(context::interrupted_answer(
+                            &answer.text,
+                            context::long_answer_limit(window),
+                        )),
+                        tool_calls: Vec::new(),
+                    });
                 }
                 return Ok(StopReason::Cancelled);
             }
@@ -173,13 +165,10 @@ impl Turn<'_> {
             if answer.tool_calls.is_empty() {
                 let finish = answer.finish.clone();
                 if finish == Some(FinishReason::Length) {
-                    self.keep(
-                        history,
-                        Message::Assistant {
-                            content: Some(answer.text),
-                            tool_calls: Vec::new(),
-                        },
-                    );
+                    history.push(Message::Assistant {
+                        content: Some(answer.text),
+                        tool_calls: Vec::new(),
+                    });
                     return Ok(StopReason::MaxTokens);
                 }
                 if answer.text.trim().is_empty() && empty_answers < self.config.empty_answer_retries
@@ -188,13 +177,10 @@ impl Turn<'_> {
                     tracing::info!(session = %self.session.id, attempt = empty_answers, "empty answer from the model; asking again");
                     continue;
                 }
-                self.keep(
-                    history,
-                    Message::Assistant {
-                        content: Some(answer.text),
-                        tool_calls: Vec::new(),
-                    },
-                );
+                history.push(Message::Assistant {
+                    content: Some(answer.text),
+                    tool_calls: Vec::new(),
+                });
                 return Ok(StopReason::EndTurn);
             }
 
@@ -214,15 +200,13 @@ impl Turn<'_> {
                     ),
                 });
             }
-            self.keep(
-                history,
-                Message::Assistant {
-                    content: (!answer.text.is_empty()).then_some(answer.text),
-                    tool_calls: calls.clone(),
-                },
-            );
+            history.push(Message::Assistant {
+                content: (!answer.text.is_empty()).then_some(answer.text),
+                tool_calls: calls.clone(),
+            });
             let mut cancelled = false;
             for (index, call) in calls.iter().enumerate() {
+                self.session.journal_progress(history);
                 let text = if cancelled {
                     "Not run: the user cancelled the turn.".to_owned()
                 } else {
@@ -247,13 +231,10 @@ impl Turn<'_> {
                 if dropped > 0 && index + 1 == calls.len() {
                     content.push_str(&dropped_calls_note(asked, dropped));
                 }
-                self.keep(
-                    history,
-                    Message::Tool {
-                        tool_call_id: call.id.clone(),
-                        content,
-                    },
-                );
+                history.push(Message::Tool {
+                    tool_call_id: call.id.clone(),
+                    content,
+                });
             }
             if cancelled {
                 self.session
