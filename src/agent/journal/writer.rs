@@ -32,7 +32,7 @@ impl std::fmt::Debug for Journal {
 }
 
 struct Inner {
-    /// `None` once a write failed: the session goes on unsaved (logged and told once).
+    /// `None` once a write failed: the session goes on unsaved (logged as an error).
     file: Option<File>,
     summary: Summary,
     /// Reasoning streamed since the last answer was recorded.
