@@ -106,6 +106,14 @@ pub(crate) fn session_update(
         TurnEvent::ToolCallUpdate(change) => {
             wire::SessionUpdate::ToolCallUpdate(tool_call_update(change))
         }
+        TurnEvent::UserMessage(text) => {
+            wire::SessionUpdate::UserMessageChunk(wire::ContentChunk::new(text.into()))
+        }
+        TurnEvent::SessionInfo { title, updated_at } => wire::SessionUpdate::SessionInfoUpdate(
+            wire::SessionInfoUpdate::new()
+                .title(title)
+                .updated_at(updated_at),
+        ),
         TurnEvent::Usage { used, size } if support.usage => {
             wire::SessionUpdate::UsageUpdate(wire::UsageUpdate::new(used, size))
         }

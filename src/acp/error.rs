@@ -83,7 +83,12 @@ impl From<RequestError> for agent_client_protocol::Error {
                 let not_found = wire::Error::session_not_found(id.clone());
                 (not_found.code.into(), not_found.data)
             }
-            RequestError::Agent(AgentError::Busy(_) | AgentError::TooManySessions { .. })
+            RequestError::Agent(
+                AgentError::Busy(_)
+                | AgentError::TooManySessions { .. }
+                | AgentError::SessionOpen(_)
+                | AgentError::Journal(_),
+            )
             | RequestError::TooManySessions { .. }
             | RequestError::InvalidMessage(_) => (ErrorCode::INVALID_REQUEST, text()),
             RequestError::NotUtf8 { .. } => (ErrorCode::PARSE_ERROR, text()),

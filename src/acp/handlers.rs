@@ -36,9 +36,19 @@ pub(crate) async fn initialize(
     connection.set_client(request.client_capabilities);
     let info = wire::Implementation::new("punie", env!("CARGO_PKG_VERSION"))
         .title(connection.agent.config().display_name.clone());
-    let capabilities = wire::AgentCapabilities::new()
+    let mut capabilities = wire::AgentCapabilities::new()
         .mcp_capabilities(wire::McpCapabilities::new().http(true).sse(false))
         .prompt_capabilities(wire::PromptCapabilities::new().embedded_context(true));
+    // Saved sessions, when this Punie keeps them (see specs/sessions.md).
+    if connection.agent.journals().is_some() {
+        capabilities = capabilities.load_session(true).session_capabilities(
+            wire::SessionCapabilities::new()
+                .list(wire::SessionListCapabilities::new())
+                .resume(wire::SessionResumeCapabilities::new())
+                .close(wire::SessionCloseCapabilities::new())
+                .delete(wire::SessionDeleteCapabilities::new()),
+        );
+    }
     responder.respond(
         wire::InitializeResponse::new(ProtocolVersion::V1)
             .agent_capabilities(capabilities)

@@ -7,7 +7,8 @@
 //!
 //! The files form a one-way stack, each using only those before it: `error` (refusals and their
 //! one conversion into JSON-RPC errors), `convert`, `editor` (the editor as a workspace),
-//! `discovery`, `connection` (one editor's state), the handlers (`models`, `perf`, `handlers`),
+//! `discovery`, `connection` (one editor's state), the handlers (`models`, `perf`, `sessions`,
+//! `handlers`),
 //! and this file, which only registers them. The inbound transport stands apart: `precheck`
 //! (the check of each inbound line), `outgoing` (the one writer of a connection's frames),
 //! `lines` (the bounded line reader and the transports built on the two), and `websocket`;
@@ -24,6 +25,7 @@ mod models;
 mod outgoing;
 mod perf;
 mod precheck;
+mod sessions;
 #[cfg(feature = "testing")]
 pub(crate) mod testing;
 mod websocket;
@@ -98,6 +100,26 @@ async fn serve_connection<T: ConnectTo<AgentRole>>(
         )
         .on_receive_request(
             request!(connection, models::set_config_option),
+            agent_client_protocol::on_receive_request!(),
+        )
+        .on_receive_request(
+            request!(connection, sessions::list),
+            agent_client_protocol::on_receive_request!(),
+        )
+        .on_receive_request(
+            request!(connection, sessions::load),
+            agent_client_protocol::on_receive_request!(),
+        )
+        .on_receive_request(
+            request!(connection, sessions::resume),
+            agent_client_protocol::on_receive_request!(),
+        )
+        .on_receive_request(
+            request!(connection, sessions::close),
+            agent_client_protocol::on_receive_request!(),
+        )
+        .on_receive_request(
+            request!(connection, sessions::delete),
             agent_client_protocol::on_receive_request!(),
         )
         .on_receive_notification(cancel, agent_client_protocol::on_receive_notification!())

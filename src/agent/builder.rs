@@ -41,6 +41,7 @@ pub struct AgentBuilder {
     tools: Vec<Arc<dyn Tool>>,
     sandbox: SandboxOptions,
     observer: Option<Arc<dyn TurnObserver>>,
+    journals: Option<Arc<crate::agent::journal::SessionStore>>,
 }
 
 impl std::fmt::Debug for AgentBuilder {
@@ -141,6 +142,12 @@ impl AgentBuilder {
         self
     }
 
+    /// Saves every session in `store`, so it can be listed, loaded and resumed later.
+    pub fn journals(mut self, store: crate::agent::journal::SessionStore) -> Self {
+        self.journals = Some(Arc::new(store));
+        self
+    }
+
     /// Builds the agent.
     pub fn build(self) -> Result<Arc<Agent>, BuildError> {
         let model = self.model.ok_or(BuildError::NoModel)?;
@@ -154,6 +161,7 @@ impl AgentBuilder {
         agent.extra_tools = self.tools;
         agent.sandbox = self.sandbox;
         agent.observer = self.observer;
+        agent.journals = self.journals;
         Ok(Arc::new(agent))
     }
 }

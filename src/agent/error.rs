@@ -1,5 +1,6 @@
 //! What can go wrong running a prompt, as one error enum for the agent layer.
 
+use super::journal::JournalError;
 use crate::llm::LlmError;
 
 /// What can go wrong running a prompt.
@@ -53,4 +54,12 @@ pub enum AgentError {
         /// The context window.
         window: u32,
     },
+    /// The session is open on another connection of this Punie.
+    #[error(
+        "session {0} is already open on another connection of this Punie: close it there (session/close) first"
+    )]
+    SessionOpen(String),
+    /// A saved session could not be read, written or locked.
+    #[error(transparent)]
+    Journal(#[from] JournalError),
 }

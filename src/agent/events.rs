@@ -73,6 +73,15 @@ pub enum TurnEvent {
         /// The context window in tokens.
         size: u64,
     },
+    /// The person's prompt, as replayed when a saved session is loaded.
+    UserMessage(String),
+    /// The session's title and last activity (RFC 3339), sent after each turn and on load.
+    SessionInfo {
+        /// The title, once the session has one.
+        title: Option<String>,
+        /// When the session was last active.
+        updated_at: String,
+    },
     /// Something the person should know that is not part of the answer (the history was
     /// compacted, an MCP server failed to start…).
     Notice {

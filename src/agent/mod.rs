@@ -8,8 +8,10 @@ mod config;
 mod context;
 mod error;
 mod events;
+pub mod journal;
 mod observe;
 mod open;
+mod saved;
 mod session;
 mod turn;
 
@@ -25,6 +27,7 @@ pub use events::{EventSink, StopReason, ToolCallChange, ToolCallStart, ToolCallS
 pub use observe::{ModelRequestStats, ToolCallStats, TurnObserver};
 pub use open::OpeningSession;
 pub(crate) use open::connect_mcp;
+pub use saved::LoadedSession;
 pub use session::{Session, ToolsLoading};
 
 use crate::llm::{ChatModel, Message};
@@ -45,6 +48,8 @@ pub struct Agent {
     observer: Option<Arc<dyn TurnObserver>>,
     sessions: Mutex<HashMap<String, Arc<Session>>>,
     call_counter: AtomicU64,
+    /// Where sessions are saved, if they are.
+    journals: Option<Arc<journal::SessionStore>>,
 }
 
 impl std::fmt::Debug for Agent {
@@ -67,6 +72,7 @@ impl Agent {
             observer: None,
             sessions: Mutex::default(),
             call_counter: AtomicU64::new(0),
+            journals: None,
         }
     }
 
@@ -154,6 +160,7 @@ impl Agent {
         let session = self.sessions().remove(id);
         if let Some(session) = session {
             session.cancel();
+            session.take_journal();
             session
                 .terminals
                 .release_all(session.workspace.terminals.as_ref())
@@ -212,6 +219,9 @@ impl Agent {
             })?;
         tracing::info!(session = %session.id, model = name, "session model switched");
         session.set_model(name.to_owned(), model);
+        if let Some(journal) = session.journal() {
+            journal.model(name);
+        }
         Ok(())
     }
 
@@ -278,6 +288,18 @@ impl PendingTurn {
         let cancel = claim.cancel_token().clone();
         let started = Instant::now();
         let mut working = claim.history();
+        // A session is saved from its first prompt on: one never prompted leaves nothing.
+        let journal = session.journal().or_else(|| agent.start_journal(&session));
+        let events: Arc<dyn EventSink> = match &journal {
+            Some(journal) => {
+                journal.begin_turn(&working, &prompt);
+                Arc::new(saved::Journaled {
+                    journal: journal.clone(),
+                    events,
+                })
+            }
+            None => events,
+        };
         working.push(Message::User { content: prompt });
         // Tools from the editor's catalog or MCP servers may still be arriving.
         tokio::select! {
@@ -288,7 +310,7 @@ impl PendingTurn {
             session: &session,
             model: &agent.model,
             config: &agent.config,
-            events,
+            events: events.clone(),
             cancel,
             call_counter: &agent.call_counter,
             toolset: session.toolset(),
@@ -303,6 +325,20 @@ impl PendingTurn {
                 &session.id,
                 result.as_ref().ok().copied(),
                 started.elapsed(),
+            );
+        }
+        if let Some(journal) = &journal {
+            let stop = result
+                .as_ref()
+                .map_or("failed", |stop| saved::stop_name(*stop));
+            let after = result.is_ok().then_some(working.as_slice());
+            journal.end_turn(after, stop);
+            events.emit(
+                &session.id,
+                TurnEvent::SessionInfo {
+                    title: journal.title(),
+                    updated_at: journal.updated_at(),
+                },
             );
         }
         // The one place a turn's messages join the session's history.

@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio_util::sync::CancellationToken;
 
+use super::journal::Journal;
 use crate::llm::{ChatModel, Message};
 use crate::tools::mcp::McpConnections;
 use crate::tools::{SessionTerminals, Tool, Toolset};
@@ -30,6 +31,8 @@ struct SessionState {
     notices: Vec<(String, String)>,
     /// What the person answered "always" to, per tool name.
     permissions: HashMap<String, bool>,
+    /// Where the session is saved, if it is.
+    journal: Option<Arc<Journal>>,
     /// The running turn's cancellation, present from the moment a prompt claims the session
     /// until its turn ends: this, not a lock attempt, is what makes a second prompt busy.
     turn: Option<CancellationToken>,
@@ -168,6 +171,35 @@ impl Session {
         if let Some(connections) = connections {
             connections.shutdown().await;
         }
+    }
+
+    /// The session's journal, if it is saved.
+    pub(crate) fn journal(&self) -> Option<Arc<Journal>> {
+        self.state().journal.clone()
+    }
+
+    /// Saves the session in `journal` from now on.
+    pub(crate) fn set_journal(&self, journal: Journal) {
+        self.state().journal = Some(Arc::new(journal));
+    }
+
+    /// Stops saving the session (it is closing): its journal is unlocked once the running
+    /// turn, if any, has ended.
+    pub(crate) fn take_journal(&self) -> Option<Arc<Journal>> {
+        self.state().journal.take()
+    }
+
+    /// Journals the messages the running turn has completed since the last call (the turn
+    /// calls this before each wait: a model request, a tool call).
+    pub(crate) fn journal_progress(&self, history: &[Message]) {
+        if let Some(journal) = self.journal() {
+            journal.sync(history);
+        }
+    }
+
+    /// Sets the history of a session restored from its journal (before anyone can prompt it).
+    pub(crate) fn restore(&self, history: Vec<Message>) {
+        self.state().history = history;
     }
 
     /// Queues something to tell the person at the start of the next turn.

@@ -43,6 +43,14 @@ pub struct AskArgs {
     /// Show the model's reasoning (dimmed, on stderr).
     #[arg(long)]
     pub show_thinking: bool,
+
+    /// Continue the workspace's most recent saved session.
+    #[arg(long = "continue", conflicts_with = "resume")]
+    pub continue_latest: bool,
+
+    /// Continue the saved session ID (see `punie sessions list`).
+    #[arg(long, value_name = "ID")]
+    pub resume: Option<String>,
 }
 
 fn parse_policy(text: &str) -> Result<ApprovePolicy, String> {
@@ -78,7 +86,12 @@ pub fn run(cli: &Cli, args: &AskArgs) -> anyhow::Result<u8> {
     let events = Arc::new(TerminalEvents::new(args.show_thinking));
     let code = runtime.block_on(async {
         let mut signals = Signals::new()?;
-        let session = agent.new_session(move |_| workspace, agent.toolset());
+        let session = super::sessions::ask_session(
+            &agent,
+            args.resume.as_deref(),
+            args.continue_latest,
+            workspace,
+        )?;
         let turn = agent.prompt(session.clone(), prompt, events.clone());
         tokio::pin!(turn);
         let outcome = loop {

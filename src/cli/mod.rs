@@ -9,6 +9,7 @@ pub mod limits;
 pub mod logging;
 pub mod perf;
 pub mod serve;
+pub mod sessions;
 pub mod signals;
 pub mod stdio;
 
@@ -135,6 +136,21 @@ pub struct Cli {
     #[arg(long, env = "PUNIE_CONFIG", global = true, value_name = "PATH")]
     pub config: Option<PathBuf>,
 
+    /// Where conversations are saved (default: the platform's state directory, e.g.
+    /// ~/.local/state/punie/sessions).
+    #[arg(long, env = "PUNIE_STATE_DIR", global = true, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+
+    /// Delete saved sessions idle for more than this many days (checked at start-up; default:
+    /// keep them).
+    #[arg(long, env = "PUNIE_KEEP_SESSIONS_DAYS", global = true, value_parser = clap::value_parser!(u64).range(1..), value_name = "DAYS")]
+    pub keep_sessions_days: Option<u64>,
+
+    /// Keep at most this many saved sessions, the most recently active (checked at start-up;
+    /// default: keep them all).
+    #[arg(long, env = "PUNIE_KEEP_SESSIONS", global = true, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..), value_name = "N")]
+    pub keep_sessions: Option<usize>,
+
     /// Record where each turn's time goes and write HTML/JSON reports (per session, and at
     /// exit) to the --perf-dir.
     #[arg(long, env = "PUNIE_PERF", global = true, value_parser = BoolishValueParser::new(), default_value_t = false, num_args = 0, default_missing_value = "true")]
@@ -154,6 +170,8 @@ pub enum Command {
     Ask(ask::AskArgs),
     /// Check a model server the way Punie uses it, and print the flags that fix what is wrong.
     Doctor(doctor::DoctorArgs),
+    /// List, show and delete saved sessions (conversations).
+    Sessions(sessions::SessionsArgs),
 }
 
 /// An error found before anything started: bad options, configuration or environment. Exits
@@ -255,6 +273,9 @@ impl Cli {
             .model(model)
             .config(config)
             .sandbox(self.sandbox());
+        if let Some(store) = sessions::open_store(self)? {
+            builder = builder.journals(store);
+        }
         let perf = match self.perf {
             false => None,
             true => {
@@ -289,6 +310,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Some(Command::Init(args)) => init::run(&cli, args),
         Some(Command::Ask(args)) => ask::run(&cli, args),
         Some(Command::Doctor(args)) => doctor::run(&cli, args),
+        Some(Command::Sessions(args)) => sessions::run(&cli, args),
     }
 }
 
@@ -299,6 +321,7 @@ fn command_name(command: &Command) -> &'static str {
         Command::Init(_) => "init",
         Command::Ask(_) => "ask",
         Command::Doctor(_) => "doctor",
+        Command::Sessions(_) => "sessions",
     }
 }
 

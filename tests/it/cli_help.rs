@@ -41,6 +41,7 @@ fn help_matches_the_snapshots() {
         ("help_init", vec!["init", "--help"]),
         ("help_ask", vec!["ask", "--help"]),
         ("help_doctor", vec!["doctor", "--help"]),
+        ("help_sessions", vec!["sessions", "--help"]),
     ] {
         let output = punie(&args, &[], logs.path());
         assert!(output.status.success(), "{name}: {output:?}");

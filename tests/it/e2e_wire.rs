@@ -20,6 +20,7 @@ impl Punie {
         let logs = tempfile::tempdir().unwrap();
         let mut child = Command::new(env!("CARGO_BIN_EXE_punie"))
             .env("PUNIE_LOG_DIR", logs.path())
+            .env("PUNIE_STATE_DIR", logs.path().join("state"))
             .env("PUNIE_MODEL", "http://127.0.0.1:9/v1/none")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -84,8 +85,8 @@ fn a_client_asking_for_another_version_gets_1() {
     assert_eq!(answer["result"]["protocolVersion"], 1, "{answer}");
     assert_eq!(answer["result"]["agentInfo"]["name"], "punie");
     assert_eq!(
-        answer["result"]["agentCapabilities"]["loadSession"], false,
-        "advertises only what works"
+        answer["result"]["agentCapabilities"]["loadSession"], true,
+        "saved sessions can be loaded (specs/sessions.md)"
     );
 }
 

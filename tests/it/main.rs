@@ -44,6 +44,8 @@ mod serve_descriptors;
 mod serve_limits;
 mod serve_soak;
 mod server_wait;
+mod sessions;
+mod sessions_cli;
 mod tool_call_cap;
 mod tools_files;
 mod tools_search;

@@ -115,6 +115,7 @@ impl Turn<'_> {
                 return Ok(StopReason::MaxTurnRequests);
             }
             requests += 1;
+            self.session.journal_progress(history);
             let Some(max_tokens) = self.fit(&system, tool_tokens, history, window).await? else {
                 return Ok(StopReason::Cancelled);
             };
@@ -209,6 +210,7 @@ impl Turn<'_> {
             });
             let mut cancelled = false;
             for (index, call) in calls.iter().enumerate() {
+                self.session.journal_progress(history);
                 let text = if cancelled {
                     "Not run: the user cancelled the turn.".to_owned()
                 } else {

@@ -35,6 +35,9 @@ pub struct EditorOptions {
     pub env: Vec<(String, String)>,
     /// A tool catalog served through Punie's discovery extension.
     pub catalog: Option<serde_json::Value>,
+    /// The test kills the agent: its connection failing then is expected (the body must
+    /// have finished).
+    pub killed: bool,
 }
 
 impl Default for EditorOptions {
@@ -45,6 +48,7 @@ impl Default for EditorOptions {
             answers: Vec::new(),
             env: Vec::new(),
             catalog: None,
+            killed: false,
         }
     }
 }
@@ -270,6 +274,15 @@ where
     let mut config = AcpAgentConfig::new(env!("CARGO_BIN_EXE_punie"))
         .env("PUNIE_MODEL", model_url)
         .env("PUNIE_LOG_DIR", log_dir.display().to_string())
+        .env(
+            "PUNIE_STATE_DIR",
+            workspace
+                .parent()
+                .unwrap()
+                .join("state")
+                .display()
+                .to_string(),
+        )
         .env("PUNIE_LOG", "debug");
     for (name, value) in &options.env {
         config = config.env(name.clone(), value.clone());
@@ -285,6 +298,8 @@ where
     let fs = options.fs;
     let terminal = options.terminal;
     let discovery = options.catalog.is_some();
+    let output = Arc::new(Mutex::new(None));
+    let slot = output.clone();
     let result = Client
         .v1()
         .name("fake-editor")
@@ -479,10 +494,21 @@ where
             cx.send_request(InitializeRequest::new(ProtocolVersion::V1).client_capabilities(caps))
                 .block_task()
                 .await?;
-            Ok(body(cx, s).await)
+            let value = body(cx, s).await;
+            *slot.lock().unwrap() = Some(value);
+            Ok(())
         })
-        .await
-        .expect("the editor connection failed");
+        .await;
+    if let Err(error) = result
+        && !options.killed
+    {
+        panic!("the editor connection failed: {error:?}");
+    }
+    let result = output
+        .lock()
+        .unwrap()
+        .take()
+        .expect("the editor's body finished");
     (result, shared)
 }
 

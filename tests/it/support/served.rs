@@ -63,7 +63,10 @@ pub fn punie_command(logs: &Path) -> Command {
             command.env_remove(name);
         }
     }
-    command.env("PUNIE_LOG_DIR", logs).kill_on_drop(true);
+    command
+        .env("PUNIE_LOG_DIR", logs)
+        .env("PUNIE_STATE_DIR", logs.join("state"))
+        .kill_on_drop(true);
     command
 }
 
