@@ -29,7 +29,7 @@ use super::models::{LIST_TTL, ModelList, context_size};
 use super::prompted::{native_tools_advice, prompted_request};
 use super::retry::{Attempts, FilterSetup, RetryPolicy};
 use super::spec::ModelSpec;
-use super::wire;
+use super::{tokens, wire};
 use super::{ChatModel, ChatRequest, Limits, LlmError, ModelHealth, ModelStream, Timeouts};
 
 /// How long the extra look-ups made to explain an error (the model list) may take.
@@ -386,6 +386,21 @@ impl ChatModel for OpenAiModel {
 
     fn context_size(&self) -> BoxFuture<'_, Option<u32>> {
         Box::pin(self.probe_context_size())
+    }
+
+    fn count_prompt_tokens<'a>(&'a self, request: &'a ChatRequest) -> BoxFuture<'a, Option<u32>> {
+        Box::pin(async move {
+            let model = OpenAiModel::model_name(self).await.ok()?;
+            if !tokens::counts_tokens(&*self.model_list().await.ok()?) {
+                return None;
+            }
+            let body = if !request.tools.is_empty() && self.uses_text_tool_calls() {
+                wire::request_body(&model, &prompted_request(request))
+            } else {
+                wire::request_body(&model, request)
+            };
+            tokens::count_prompt(&self.endpoint, &body).await
+        })
     }
 
     fn model_name(&self) -> BoxFuture<'_, Option<String>> {

@@ -7,7 +7,7 @@ use futures::StreamExt;
 use super::{Turn, unless_cancelled};
 use crate::agent::events::TurnEvent;
 use crate::agent::observe::ModelRequestStats;
-use crate::llm::{ChatRequest, FinishReason, LlmError, ModelEvent, ToolCall};
+use crate::llm::{ChatRequest, FinishReason, LlmError, ModelEvent, ToolCall, Usage};
 
 /// The most bytes of text one message or thought chunk sent to the editor carries: a server
 /// may send a delta of megabytes, which editors render badly in one piece.
@@ -40,6 +40,8 @@ pub(super) struct Answer {
     pub(super) text: String,
     pub(super) tool_calls: Vec<ToolCall>,
     pub(super) finish: Option<FinishReason>,
+    /// The server's token counts, when it sent them.
+    pub(super) usage: Option<Usage>,
 }
 
 impl Answer {
@@ -134,7 +136,10 @@ impl Turn<'_> {
                     }
                 }
                 ModelEvent::ToolCall(call) => answer.tool_calls.push(call),
-                ModelEvent::Usage(usage) => stats.usage = Some(usage),
+                ModelEvent::Usage(usage) => {
+                    stats.usage = Some(usage);
+                    answer.usage = Some(usage);
+                }
                 ModelEvent::Finished(reason) => answer.finish = Some(reason),
             }
         }
