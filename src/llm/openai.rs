@@ -29,8 +29,8 @@ use super::models::{LIST_TTL, ModelList, context_size};
 use super::prompted::{native_tools_advice, prompted_request};
 use super::retry::{Attempts, FilterSetup, RetryPolicy};
 use super::spec::ModelSpec;
-use super::{tokens, wire};
 use super::{ChatModel, ChatRequest, Limits, LlmError, ModelHealth, ModelStream, Timeouts};
+use super::{tokens, wire};
 
 /// How long the extra look-ups made to explain an error (the model list) may take.
 const HINT_LOOKUP_TIMEOUT: Duration = Duration::from_secs(5);

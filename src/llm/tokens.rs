@@ -39,7 +39,9 @@ pub(crate) async fn count_prompt(endpoint: &Endpoint, body: &Value) -> Option<u3
     let rendered = endpoint
         .post_json(&format!("{root}/apply-template"), body, COUNT_TIMEOUT)
         .await
-        .map_err(|failure| debug!(error = %failure.error, "the server cannot apply its chat template"))
+        .map_err(
+            |failure| debug!(error = %failure.error, "the server cannot apply its chat template"),
+        )
         .ok()?;
     let prompt = rendered.get("prompt").and_then(Value::as_str)?;
     if prompt.len() > MAX_COUNTED_BYTES {

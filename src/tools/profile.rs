@@ -91,7 +91,11 @@ pub fn brief(text: &str, limit: usize) -> String {
     let sentence = text
         .match_indices(". ")
         .map(|(at, _)| at + 1)
-        .find(|&end| !["e.g.", "i.e.", "etc."].iter().any(|a| text[..end].ends_with(a)))
+        .find(|&end| {
+            !["e.g.", "i.e.", "etc."]
+                .iter()
+                .any(|a| text[..end].ends_with(a))
+        })
         .map_or(text, |end| &text[..end]);
     if sentence.len() <= limit {
         return sentence.to_owned();
@@ -238,7 +242,10 @@ mod tests {
         );
         assert!(bytes(&minimal) < bytes(&compact));
         let edit = &compact[1];
-        assert_eq!(edit.parameters["required"], json!(["path", "old_text", "new_text"]));
+        assert_eq!(
+            edit.parameters["required"],
+            json!(["path", "old_text", "new_text"])
+        );
         for name in ["path", "old_text", "new_text", "replace_all"] {
             assert!(
                 edit.parameters["properties"].get(name).is_some(),
@@ -256,7 +263,10 @@ mod tests {
         );
         assert_eq!(brief("one two three four", 9), "one two…");
         assert_eq!(brief("short", 100), "short");
-        assert_eq!(brief("Find (e.g. `*.rs`) files. More.", 100), "Find (e.g. `*.rs`) files.");
+        assert_eq!(
+            brief("Find (e.g. `*.rs`) files. More.", 100),
+            "Find (e.g. `*.rs`) files."
+        );
     }
 
     #[test]

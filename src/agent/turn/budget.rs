@@ -350,7 +350,11 @@ mod tests {
         let user = budget(8192, 1000, Some(300));
         assert_eq!(user.max_tokens(2000), Some(300), "the user's value wins");
         let big = budget(8192, 1000, Some(1000));
-        assert_eq!(big.max_tokens(7800), Some(392), "else what the window leaves");
+        assert_eq!(
+            big.max_tokens(7800),
+            Some(392),
+            "else what the window leaves"
+        );
         assert_eq!(budget(2048, 900, None).reserve(), 512);
         assert_eq!(budget(65536, 900, None).reserve(), 1024);
         assert_eq!(budget(2048, 900, Some(24)).reserve(), MIN_ANSWER_TOKENS);
