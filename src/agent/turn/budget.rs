@@ -149,6 +149,7 @@ impl Turn<'_> {
             let counted = unless_cancelled(&self.cancel, model.count_prompt_tokens(&probe)).await?;
             let fixed = counted.unwrap_or(estimate);
             full_size.get_or_insert(fixed);
+            tracing::debug!(session = %self.session.id, profile = profile.name(), tools = tools.len(), counted, estimate, "fixed prompt of a tool profile");
             let fits = fixed <= share;
             chosen = Some((profile, tools, fixed, counted, estimate));
             if fits {
