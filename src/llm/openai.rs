@@ -58,6 +58,8 @@ pub struct OpenAiModel {
     context_override: Option<u32>,
     /// Tools are described in the prompt instead of sent as `tools`.
     text_tools: AtomicBool,
+    /// Prompts the server counted lately.
+    counts: tokens::CountCache,
     leading: Arc<LeadingThoughts>,
     /// The same server with [`HEALTH_TIMEOUTS`], built at the first health check (a client of
     /// its own, since the connect timeout belongs to the client).
@@ -85,6 +87,7 @@ impl OpenAiModel {
             context: OnceCell::new(),
             context_override: None,
             text_tools: AtomicBool::new(false),
+            counts: tokens::CountCache::default(),
             leading: Arc::new(LeadingThoughts::new()),
             health_endpoint: OnceLock::new(),
         }
@@ -103,6 +106,7 @@ impl OpenAiModel {
             context: OnceCell::new(),
             context_override: self.context_override,
             text_tools: AtomicBool::new(self.text_tools.load(Ordering::Relaxed)),
+            counts: tokens::CountCache::default(),
             leading: Arc::new(LeadingThoughts::new()),
             health_endpoint: OnceLock::new(),
         }
@@ -399,7 +403,7 @@ impl ChatModel for OpenAiModel {
             } else {
                 wire::request_body(&model, request)
             };
-            tokens::count_prompt(&self.endpoint, &body).await
+            self.counts.count(&self.endpoint, &body).await
         })
     }
 

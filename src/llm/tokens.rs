@@ -7,6 +7,9 @@
 //! Other servers have no such API (Ollama reports `prompt_eval_count` only after a request,
 //! which reaches Punie as the answer's usage): there the answer is `None`.
 
+use std::collections::VecDeque;
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -20,6 +23,43 @@ const COUNT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The most prompt text sent to be counted (bytes): the fixed prefix is a few KiB.
 const MAX_COUNTED_BYTES: usize = 1024 * 1024;
+
+/// Prompts counted lately, by a hash of the request body, so a fixed prompt (the same system
+/// prompt and tools, turn after turn) is counted once per model.
+#[derive(Debug, Default)]
+pub(crate) struct CountCache(Mutex<VecDeque<(u64, u32)>>);
+
+/// Counts remembered (a few profiles of a few sessions' prompts).
+const CACHED_COUNTS: usize = 16;
+
+impl CountCache {
+    fn key(body: &Value) -> u64 {
+        let mut hasher = DefaultHasher::new();
+        body.to_string().hash(&mut hasher);
+        hasher.finish()
+    }
+
+    /// The count of `body`: remembered, else asked of the server (and remembered when it
+    /// answered).
+    pub(crate) async fn count(&self, endpoint: &Endpoint, body: &Value) -> Option<u32> {
+        let key = Self::key(body);
+        let lock = || {
+            self.0
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+        };
+        if let Some(&(_, count)) = lock().iter().find(|(k, _)| *k == key) {
+            return Some(count);
+        }
+        let count = count_prompt(endpoint, body).await?;
+        let mut counts = lock();
+        if counts.len() >= CACHED_COUNTS {
+            counts.pop_front();
+        }
+        counts.push_back((key, count));
+        Some(count)
+    }
+}
 
 /// Whether `list` comes from llama.cpp, whose `/apply-template` and `/tokenize` can count.
 pub(crate) fn counts_tokens(list: &ModelList) -> bool {

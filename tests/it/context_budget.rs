@@ -367,13 +367,14 @@ mod fitted {
             Reply::json(json!({"tokens": vec![1; 1200]})),
         );
         server.push(Reply::text("hello"));
+        server.push(Reply::text("again"));
         let editor = FakeEditor::new();
         let connection = editor.connect(agent_for(&server)).await.unwrap();
         let session = connection.new_session("/project").await.unwrap();
-        assert_eq!(
-            connection.prompt(&session, "hi").await.unwrap(),
-            StopReason::EndTurn
-        );
+        for prompt in ["hi", "hi again"] {
+            let stop = connection.prompt(&session, prompt).await.unwrap();
+            assert_eq!(stop, StopReason::EndTurn);
+        }
         let requests = server.requests();
         assert_eq!(
             tool_names(&requests[0]).len(),
@@ -387,14 +388,19 @@ mod fitted {
             .find(|(method, path, _)| method == "POST" && path == "/apply-template")
             .expect("the chat template was applied");
         assert_eq!(template.2["tools"].as_array().map(Vec::len), Some(11));
-        assert!(
-            routes
-                .iter()
-                .any(|(_, path, body)| path == "/tokenize" && body["content"] == "<rendered>")
+        let counted: Vec<_> = routes
+            .iter()
+            .filter(|(_, path, _)| path == "/tokenize")
+            .collect();
+        assert_eq!(
+            counted.len(),
+            1,
+            "the same fixed prompt is counted once: {routes:?}"
         );
+        assert_eq!(counted[0].2["content"], "<rendered>");
         assert_eq!(
             editor.message_text(),
-            "hello",
+            "helloagain",
             "no notice for the full toolset"
         );
     }
