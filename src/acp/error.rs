@@ -7,6 +7,11 @@ use agent_client_protocol::{ErrorCode, JsonRpcResponse};
 
 use crate::agent::AgentError;
 
+/// The JSON-RPC code of a prompt that cannot fit the model's context window even after
+/// compaction (`AgentError::ContextTooSmall`): Punie's own, in the range JSON-RPC leaves to
+/// servers, so an editor can tell "load the model with a larger window" from a failure.
+pub(crate) const CONTEXT_TOO_SMALL: ErrorCode = ErrorCode::new(-32010);
+
 /// What can end an ACP connection abnormally.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -99,6 +104,15 @@ impl From<RequestError> for agent_client_protocol::Error {
             RequestError::LineTooLong { limit } => (
                 ErrorCode::INVALID_REQUEST,
                 Some(serde_json::json!({ "limit": limit, "reason": message })),
+            ),
+            RequestError::Agent(AgentError::ContextTooSmall { needed, window }) => (
+                CONTEXT_TOO_SMALL,
+                Some(serde_json::json!({
+                    "window": window,
+                    "needed": needed,
+                    "suggestedContext": AgentError::suggested_context(*needed),
+                    "fix": message,
+                })),
             ),
             RequestError::Agent(_) => (ErrorCode::INTERNAL_ERROR, text()),
         };
@@ -217,12 +231,34 @@ mod tests {
         assert_eq!(refused["code"], -32602);
         assert!(refused["message"].as_str().unwrap().contains("typo"));
 
-        let failed = wire(AgentError::ContextTooSmall {
-            needed: 9,
-            window: 4,
-        });
+        let failed = wire(AgentError::Model(LlmError::Backend {
+            message: "down".into(),
+        }));
         assert_eq!(failed["code"], -32603);
         assert_eq!(failed["data"], failed["message"]);
+    }
+
+    #[test]
+    fn a_window_too_small_has_its_own_code_and_the_numbers_in_data() {
+        let small = wire(AgentError::ContextTooSmall {
+            needed: 2310,
+            window: 2048,
+        });
+        assert_eq!(small["code"], -32010);
+        let message = small["message"].as_str().unwrap();
+        assert!(
+            message.contains("2,048 tokens") && message.contains("-c 8192"),
+            "{message}"
+        );
+        assert_eq!(
+            small["data"],
+            serde_json::json!({
+                "window": 2048,
+                "needed": 2310,
+                "suggestedContext": 8192,
+                "fix": message,
+            })
+        );
     }
 
     #[test]

@@ -30,7 +30,7 @@ pub enum BuildError {
 ///     .openai("http://localhost:1234/v1/qwen3-8b", None)?
 ///     .instructions("Answer in French.")
 ///     .build()?;
-/// assert_eq!(agent.config().max_tokens, 4096);
+/// assert_eq!(agent.config().max_tokens, None);
 /// # Ok::<(), punie::agent::BuildError>(())
 /// ```
 #[derive(Default)]
@@ -107,7 +107,7 @@ impl AgentBuilder {
 
     /// The most tokens per model answer.
     pub fn max_tokens(mut self, max_tokens: u32) -> Self {
-        self.config.max_tokens = max_tokens;
+        self.config.max_tokens = Some(max_tokens);
         self
     }
 

@@ -20,8 +20,10 @@ pub struct AgentConfig {
     pub instructions: Option<String>,
     /// Sampling temperature (0: deterministic, best for tool use).
     pub temperature: f32,
-    /// Upper bound on tokens per model answer.
-    pub max_tokens: u32,
+    /// Upper bound on tokens per model answer. `None` (the default): what the context window
+    /// leaves after the prompt, at most 4096. A value set here is asked for whenever the
+    /// window leaves that much, else what it leaves.
+    pub max_tokens: Option<u32>,
     /// Model requests allowed per prompt turn before stopping with `max_turn_requests`.
     pub max_turn_requests: u32,
     /// Times an empty final answer is asked again.
@@ -51,7 +53,7 @@ impl Default for AgentConfig {
             display_name: "Punie".to_owned(),
             instructions: None,
             temperature: 0.0,
-            max_tokens: 4096,
+            max_tokens: None,
             max_turn_requests: 50,
             empty_answer_retries: 2,
             bad_tool_call_retries: 3,

@@ -8,6 +8,9 @@ use crate::llm::{Message, ToolSpec};
 pub(crate) const DEFAULT_CONTEXT_TOKENS: u32 = 8192;
 /// The fewest tokens left for the answer before a request is refused as too large.
 pub(crate) const MIN_ANSWER_TOKENS: u32 = 256;
+/// The most tokens one answer asks for when the user set no `max_tokens`, however large the
+/// window: a small model that loops should not generate for minutes.
+pub(crate) const MAX_ANSWER_TOKENS: u32 = 4096;
 /// Old tool outputs are shortened to this many characters (head and tail kept).
 const SHORTENED_TOOL_OUTPUT: usize = 600;
 /// The shortest a long answer is cut to (head and tail kept) when nothing else makes room.
@@ -53,7 +56,12 @@ pub(crate) fn tool_tokens(tools: &[ToolSpec]) -> u32 {
 
 /// Estimated tokens of a request's prompt, given its tools' estimate.
 pub(crate) fn prompt_tokens(system: &Message, tool_tokens: u32, history: &[Message]) -> u32 {
-    message_tokens(system) + tool_tokens + history.iter().map(message_tokens).sum::<u32>()
+    message_tokens(system) + tool_tokens + history_tokens(history)
+}
+
+/// Estimated tokens of the conversation after the system prompt.
+pub(crate) fn history_tokens(history: &[Message]) -> u32 {
+    history.iter().map(message_tokens).sum()
 }
 
 /// Keeps the head and tail of `text` within about `limit` characters, saying what was cut.

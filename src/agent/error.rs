@@ -44,12 +44,17 @@ pub enum AgentError {
         /// The limit.
         max: usize,
     },
-    /// Even after compacting the history, the request does not fit the context window.
+    /// Even after compacting the history and offering the smallest toolset, the request does
+    /// not fit the context window. The message names the window, what is needed, and the
+    /// server setting that fixes it ([`suggested_context`](Self::suggested_context)).
     #[error(
-        "the conversation needs about {needed} tokens but the model's context window is {window} tokens, even after compacting the history — start a new session, or load the model with a larger context (llama-server -c, Ollama num_ctx, LM Studio's context length) and pass --context-size"
+        "the model's window is {} tokens and Punie needs {} for this request: start llama-server with -c {suggested} (Ollama: num_ctx {suggested} / OLLAMA_CONTEXT_LENGTH={suggested}; LM Studio: context length {suggested}), or pass --context-size if the server does not report its window",
+        thousands(*window),
+        thousands(*needed),
+        suggested = AgentError::suggested_context(*needed)
     )]
     ContextTooSmall {
-        /// Estimated tokens needed (prompt plus the smallest answer).
+        /// Tokens needed: the prompt plus the smallest answer.
         needed: u32,
         /// The context window.
         window: u32,
@@ -62,4 +67,54 @@ pub enum AgentError {
     /// A saved session could not be read, written or locked.
     #[error(transparent)]
     Journal(#[from] JournalError),
+}
+
+impl AgentError {
+    /// A context window that fits a request needing `needed` tokens with room for the
+    /// conversation to grow: twice that, rounded up to a power of two, at least 4096.
+    pub fn suggested_context(needed: u32) -> u32 {
+        needed
+            .saturating_mul(2)
+            .checked_next_power_of_two()
+            .unwrap_or(u32::MAX)
+            .max(4096)
+    }
+}
+
+/// `n` with a comma between thousands, as people read it: 2,048.
+pub(crate) fn thousands(n: u32) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, digit) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(digit);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn too_small_names_the_window_the_need_and_the_fix() {
+        let error = AgentError::ContextTooSmall {
+            needed: 2310,
+            window: 2048,
+        };
+        assert_eq!(
+            error.to_string(),
+            "the model's window is 2,048 tokens and Punie needs 2,310 for this request: start \
+             llama-server with -c 8192 (Ollama: num_ctx 8192 / OLLAMA_CONTEXT_LENGTH=8192; LM \
+             Studio: context length 8192), or pass --context-size if the server does not report \
+             its window"
+        );
+        assert_eq!(AgentError::suggested_context(100), 4096);
+        assert_eq!(AgentError::suggested_context(5000), 16384);
+        assert_eq!(AgentError::suggested_context(u32::MAX), u32::MAX);
+        assert_eq!(thousands(7), "7");
+        assert_eq!(thousands(1_234_567), "1,234,567");
+    }
 }

@@ -267,7 +267,7 @@ impl Cli {
             config.temperature = temperature;
         }
         if let Some(max_tokens) = entry.max_tokens {
-            config.max_tokens = max_tokens;
+            config.max_tokens = Some(max_tokens);
         }
         let mut builder = Agent::builder()
             .model(model)

@@ -23,6 +23,7 @@
 //! | `markup` | `<think>` and tool calls written in the answer's text |
 //! | `retry` | tries again what failed for a passing reason |
 //! | `models` | what the server tells of its models: the list, the context window |
+//! | `tokens` | a prompt's tokens as the server counts them (llama.cpp's `/apply-template` + `/tokenize`) |
 //! | `prompted` | tools described in the prompt, for servers that refuse `tools` |
 //! | `probe` | [`ServerProbe`](probe::ServerProbe): a raw look at a server, for `punie doctor` |
 //! | `openai` | [`OpenAiModel`], which puts them together |
@@ -41,6 +42,7 @@ mod retry;
 mod spec;
 pub mod sse;
 mod stream;
+mod tokens;
 mod wire;
 
 pub use assemble::{ToolCallAssembler, ToolCallDelta};
@@ -339,6 +341,13 @@ pub trait ChatModel: Send + Sync {
         Box::pin(async { None })
     }
 
+    /// The tokens `request`'s prompt takes as the server counts them (its chat template
+    /// applied, tools included), when the back end can tell. The default cannot; the turn loop
+    /// then estimates.
+    fn count_prompt_tokens<'a>(&'a self, _request: &'a ChatRequest) -> BoxFuture<'a, Option<u32>> {
+        Box::pin(async { None })
+    }
+
     /// The name of the model in use, when known (for the editor's model picker).
     fn model_name(&self) -> BoxFuture<'_, Option<String>> {
         Box::pin(async { None })
@@ -395,6 +404,10 @@ impl<T: ChatModel + ?Sized> ChatModel for Arc<T> {
 
     fn context_size(&self) -> BoxFuture<'_, Option<u32>> {
         (**self).context_size()
+    }
+
+    fn count_prompt_tokens<'a>(&'a self, request: &'a ChatRequest) -> BoxFuture<'a, Option<u32>> {
+        (**self).count_prompt_tokens(request)
     }
 
     fn model_name(&self) -> BoxFuture<'_, Option<String>> {

@@ -29,10 +29,10 @@ use super::models::{LIST_TTL, ModelList, context_size};
 use super::prompted::{native_tools_advice, prompted_request};
 use super::retry::{Attempts, FilterSetup, RetryPolicy};
 use super::spec::ModelSpec;
-use super::wire;
 use super::{
     ChatModel, ChatRequest, Limits, LlmError, ModelHealth, ModelStream, ServerWaitSink, Timeouts,
 };
+use super::{tokens, wire};
 
 /// How long the extra look-ups made to explain an error (the model list) may take.
 const HINT_LOOKUP_TIMEOUT: Duration = Duration::from_secs(5);
@@ -60,6 +60,8 @@ pub struct OpenAiModel {
     context_override: Option<u32>,
     /// Tools are described in the prompt instead of sent as `tools`.
     text_tools: AtomicBool,
+    /// Prompts the server counted lately.
+    counts: tokens::CountCache,
     leading: Arc<LeadingThoughts>,
     /// The same server with [`HEALTH_TIMEOUTS`], built at the first health check (a client of
     /// its own, since the connect timeout belongs to the client).
@@ -87,6 +89,7 @@ impl OpenAiModel {
             context: OnceCell::new(),
             context_override: None,
             text_tools: AtomicBool::new(false),
+            counts: tokens::CountCache::default(),
             leading: Arc::new(LeadingThoughts::new()),
             health_endpoint: OnceLock::new(),
         }
@@ -105,6 +108,7 @@ impl OpenAiModel {
             context: OnceCell::new(),
             context_override: self.context_override,
             text_tools: AtomicBool::new(self.text_tools.load(Ordering::Relaxed)),
+            counts: tokens::CountCache::default(),
             leading: Arc::new(LeadingThoughts::new()),
             health_endpoint: OnceLock::new(),
         }
@@ -427,6 +431,21 @@ impl ChatModel for OpenAiModel {
 
     fn context_size(&self) -> BoxFuture<'_, Option<u32>> {
         Box::pin(self.probe_context_size())
+    }
+
+    fn count_prompt_tokens<'a>(&'a self, request: &'a ChatRequest) -> BoxFuture<'a, Option<u32>> {
+        Box::pin(async move {
+            let model = OpenAiModel::model_name(self).await.ok()?;
+            if !tokens::counts_tokens(&*self.model_list().await.ok()?) {
+                return None;
+            }
+            let body = if !request.tools.is_empty() && self.uses_text_tool_calls() {
+                wire::request_body(&model, &prompted_request(request))
+            } else {
+                wire::request_body(&model, request)
+            };
+            self.counts.count(&self.endpoint, &body).await
+        })
     }
 
     fn model_name(&self) -> BoxFuture<'_, Option<String>> {

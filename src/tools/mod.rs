@@ -10,6 +10,7 @@
 pub mod bridge;
 pub mod builtin;
 pub mod mcp;
+pub mod profile;
 mod terminals;
 
 use std::path::PathBuf;
@@ -138,6 +139,13 @@ pub trait Tool: Send + Sync {
 
     /// Its kind, for the editor's display.
     fn kind(&self) -> ToolKind;
+
+    /// Whether models seldom need it (the helpers of commands left running): a small context
+    /// window's compact [profile](profile::ToolProfile) then folds it — its schema is not
+    /// sent, but it still runs when called by name.
+    fn rarely_used(&self) -> bool {
+        false
+    }
 
     /// Whether the person must allow each call (writes and commands do).
     fn needs_permission(&self) -> bool {

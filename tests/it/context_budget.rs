@@ -1,6 +1,9 @@
 //! Small context windows: a long session keeps running inside the window (old tool outputs
 //! shortened, older turns summarised, the person told), and a server's context-overflow error
-//! leads to compaction and one retry.
+//! leads to compaction and one retry. The toolset is fitted to the window (counted by a
+//! llama.cpp server where it can), compaction comes in rare big steps so the prompt's prefix
+//! stays byte-identical, `max_tokens` is what the window leaves, and a window too small for
+//! anything gets its own error code naming the fix.
 
 use std::sync::{Arc, Mutex};
 
@@ -165,4 +168,291 @@ async fn a_context_overflow_error_compacts_and_retries_once() {
     let requests = server.requests();
     assert_eq!(requests.len(), 2, "one retry");
     assert!(requests[1]["max_tokens"].as_u64() <= requests[0]["max_tokens"].as_u64());
+}
+
+mod fitted {
+    use super::*;
+    use crate::support::fake_model::{FakeModelServer, Reply};
+
+    /// A fake server that reports a `window`-token context (llama.cpp's `/props`).
+    async fn server_with_window(window: u32) -> FakeModelServer {
+        let server = FakeModelServer::start().await;
+        server.route(
+            "GET",
+            "/props",
+            Reply::json(json!({"default_generation_settings": {"n_ctx": window}})),
+        );
+        server
+    }
+
+    fn agent_for(server: &FakeModelServer) -> Arc<Agent> {
+        Agent::builder()
+            .openai(&format!("{}/fake-model", server.base_url()), None)
+            .unwrap()
+            .build()
+            .unwrap()
+    }
+
+    fn messages(request: &serde_json::Value) -> Vec<serde_json::Value> {
+        request["messages"].as_array().unwrap().clone()
+    }
+
+    fn tool_names(request: &serde_json::Value) -> Vec<String> {
+        request["tools"]
+            .as_array()
+            .map(|tools| {
+                tools
+                    .iter()
+                    .map(|t| t["function"]["name"].as_str().unwrap().to_owned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// How many requests did not start with the whole of the one before: each is a prompt
+    /// the server could not take from its cache.
+    fn prefix_breaks(requests: &[serde_json::Value]) -> usize {
+        requests
+            .windows(2)
+            .filter(|pair| {
+                let (before, after) = (messages(&pair[0]), messages(&pair[1]));
+                after.len() < before.len()
+                    || after[..before.len()] != before[..]
+                    || pair[0]["tools"] != pair[1]["tools"]
+            })
+            .count()
+    }
+
+    fn files(editor: FakeEditor, count: usize, bytes: usize) -> FakeEditor {
+        (0..count).fold(editor, |editor, i| {
+            let text: String = (0..)
+                .map(|line| format!("file {i} line {line}: some text of the file\n"))
+                .take_while({
+                    let mut total = 0;
+                    move |l| {
+                        total += l.len();
+                        total <= bytes
+                    }
+                })
+                .collect();
+            editor.with_file(format!("/project/f{i}.txt"), text)
+        })
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn requests_under_no_pressure_send_byte_identical_prefixes() {
+        let server = server_with_window(8192).await;
+        for i in 0..3 {
+            server.push(Reply::tool_call(
+                "read_file",
+                json!({"path": format!("f{i}.txt")}),
+            ));
+        }
+        server.push(Reply::text("Read them."));
+        server.push(Reply::tool_call("read_file", json!({"path": "f0.txt"})));
+        server.push(Reply::text("Again."));
+        let editor = files(FakeEditor::new(), 3, 600);
+        let connection = editor.connect(agent_for(&server)).await.unwrap();
+        let session = connection.new_session("/project").await.unwrap();
+        for prompt in ["read three files", "and the first again"] {
+            let stop = connection.prompt(&session, prompt).await.unwrap();
+            assert_eq!(stop, StopReason::EndTurn);
+        }
+        let requests = server.requests();
+        assert_eq!(requests.len(), 6);
+        assert_eq!(
+            prefix_breaks(&requests),
+            0,
+            "every request extends the one before"
+        );
+        assert_eq!(
+            tool_names(&requests[0]).len(),
+            11,
+            "a big window gets every tool"
+        );
+        // No max_tokens was configured: the window decides, within the 4096 cap.
+        assert_eq!(requests[0]["max_tokens"], 4096);
+        assert!(
+            !editor.message_text().contains("compacted"),
+            "{}",
+            editor.message_text()
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn under_pressure_compaction_is_rare_and_every_request_fits() {
+        const SMALL: u32 = 4096;
+        let server = server_with_window(SMALL).await;
+        let mut expected = 0;
+        for turn in 0..3 {
+            for i in 0..5 {
+                let file = (turn * 5 + i) % 8;
+                server.push(Reply::tool_call(
+                    "read_file",
+                    json!({"path": format!("f{file}.txt")}),
+                ));
+            }
+            server.push(Reply::text("Done reading."));
+            expected += 6;
+        }
+        server.push(Reply::text("Summary: files were read."));
+        let editor = files(FakeEditor::new(), 8, 2400);
+        let connection = editor.connect(agent_for(&server)).await.unwrap();
+        let session = connection.new_session("/project").await.unwrap();
+        for turn in 0..3 {
+            let stop = connection
+                .prompt(&session, &format!("read five files ({turn})"))
+                .await
+                .unwrap();
+            assert_eq!(stop, StopReason::EndTurn, "turn {turn}");
+        }
+        let requests: Vec<_> = server
+            .requests()
+            .into_iter()
+            .filter(|r| r["tools"].is_array())
+            .collect();
+        // A summary request (no tools) takes whichever reply is next, so a turn may have a
+        // request fewer than scripted.
+        assert!(
+            requests.len() + 3 >= expected,
+            "{} requests",
+            requests.len()
+        );
+        for (i, request) in requests.iter().enumerate() {
+            let bytes = request.to_string().len();
+            let max_tokens = request["max_tokens"].as_u64().unwrap() as usize;
+            assert!(
+                max_tokens >= 256 && bytes / 4 + max_tokens <= SMALL as usize,
+                "request {i}: {bytes} bytes + {max_tokens} tokens"
+            );
+        }
+        let breaks = prefix_breaks(&requests);
+        assert!(
+            (1..=requests.len() / 3).contains(&breaks),
+            "{breaks} of {} requests changed the prefix",
+            requests.len()
+        );
+        assert_eq!(
+            tool_names(&requests[0]).len(),
+            7,
+            "a compact toolset for 4,096 tokens"
+        );
+        let text = editor.message_text();
+        assert!(
+            text.contains("compact toolset") && text.contains("4,096"),
+            "{text}"
+        );
+        assert!(
+            text.contains("History compacted") || text.contains("to fit the model's"),
+            "{text}"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_llama_cpp_servers_count_of_the_fixed_prompt_decides_the_toolset() {
+        let server = server_with_window(4096).await;
+        server.set_models_reply(Reply::json(json!({"object": "list", "data": [
+            {"id": "fake-model", "object": "model", "owned_by": "llamacpp"}
+        ]})));
+        server.route(
+            "POST",
+            "/apply-template",
+            Reply::json(json!({"prompt": "<rendered>"})),
+        );
+        // The estimate would take the full toolset for more than a third of 4,096 tokens;
+        // the server says it is 1,200.
+        server.route(
+            "POST",
+            "/tokenize",
+            Reply::json(json!({"tokens": vec![1; 1200]})),
+        );
+        server.push(Reply::text("hello"));
+        server.push(Reply::text("again"));
+        let editor = FakeEditor::new();
+        let connection = editor.connect(agent_for(&server)).await.unwrap();
+        let session = connection.new_session("/project").await.unwrap();
+        for prompt in ["hi", "hi again"] {
+            let stop = connection.prompt(&session, prompt).await.unwrap();
+            assert_eq!(stop, StopReason::EndTurn);
+        }
+        let requests = server.requests();
+        assert_eq!(
+            tool_names(&requests[0]).len(),
+            11,
+            "{:?}",
+            tool_names(&requests[0])
+        );
+        let routes = server.route_requests();
+        let template = routes
+            .iter()
+            .find(|(method, path, _)| method == "POST" && path == "/apply-template")
+            .expect("the chat template was applied");
+        assert_eq!(template.2["tools"].as_array().map(Vec::len), Some(11));
+        let counted: Vec<_> = routes
+            .iter()
+            .filter(|(_, path, _)| path == "/tokenize")
+            .collect();
+        assert_eq!(
+            counted.len(),
+            1,
+            "the same fixed prompt is counted once: {routes:?}"
+        );
+        assert_eq!(counted[0].2["content"], "<rendered>");
+        assert_eq!(
+            editor.message_text(),
+            "helloagain",
+            "no notice for the full toolset"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_2048_token_window_answers_a_question_that_needs_one_read() {
+        let server = server_with_window(2048).await;
+        server.push(Reply::tool_call("read_file", json!({"path": "f0.txt"})));
+        server.push(Reply::text("It says file 0."));
+        let editor = files(FakeEditor::new(), 1, 1200);
+        let connection = editor.connect(agent_for(&server)).await.unwrap();
+        let session = connection.new_session("/project").await.unwrap();
+        let stop = connection
+            .prompt(&session, "what does f0.txt say?")
+            .await
+            .unwrap();
+        assert_eq!(stop, StopReason::EndTurn);
+        let requests = server.requests();
+        assert_eq!(requests.len(), 2);
+        assert!(tool_names(&requests[0]).len() < 11);
+        for request in &requests {
+            let max_tokens = request["max_tokens"].as_u64().unwrap();
+            assert!(
+                (256..2048).contains(&max_tokens),
+                "max_tokens is what the window leaves: {max_tokens}"
+            );
+        }
+        assert!(requests[1]["max_tokens"].as_u64() < requests[0]["max_tokens"].as_u64());
+        assert!(editor.message_text().ends_with("It says file 0."));
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_window_too_small_for_anything_names_the_fix_with_its_own_code() {
+        let server = server_with_window(1024).await;
+        server.push(Reply::text("never sent"));
+        let editor = FakeEditor::new();
+        let connection = editor.connect(agent_for(&server)).await.unwrap();
+        let session = connection.new_session("/project").await.unwrap();
+        let error = connection.prompt(&session, "hello").await.unwrap_err();
+        assert_eq!(error.code, -32010, "{error}");
+        assert!(
+            error
+                .message
+                .starts_with("the model's window is 1,024 tokens and Punie needs ")
+                && error.message.contains("start llama-server with -c 4096")
+                && error.message.contains("OLLAMA_CONTEXT_LENGTH"),
+            "{}",
+            error.message
+        );
+        assert!(
+            server.requests().is_empty(),
+            "no request that cannot fit is sent"
+        );
+    }
 }

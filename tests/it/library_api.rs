@@ -232,6 +232,6 @@ fn building_checks_its_parts() {
         .max_tokens(100)
         .build()
         .unwrap();
-    assert_eq!(agent.config().max_tokens, 100);
+    assert_eq!(agent.config().max_tokens, Some(100));
     assert!(agent.toolset().get("read_file").is_some());
 }

@@ -83,6 +83,14 @@ pub const CASES: &[Case] = &[
         name: "the_server_restarted_mid_session_is_waited_for",
         needs: Needs::Own,
     },
+    Case {
+        name: "a_2048_token_window_answers_after_one_read",
+        needs: Needs::Own,
+    },
+    Case {
+        name: "a_4096_token_window_runs_reads_and_an_edit",
+        needs: Needs::Own,
+    },
 ];
 
 /// Runs the case called `name`.
@@ -97,6 +105,8 @@ pub async fn run(name: &str, live: &Live, main: Option<&LlamaServer>) -> Result<
         "without_jinja_falls_back_to_text_tool_calls" => without_jinja(live).await,
         "a_window_too_small_gives_advice_naming_c" => small_window(live).await,
         "the_server_restarted_mid_session_is_waited_for" => restarted(live).await,
+        "a_2048_token_window_answers_after_one_read" => window_2048(live).await,
+        "a_4096_token_window_runs_reads_and_an_edit" => window_4096(live).await,
         other => Err(format!("no case named {other}")),
     }
 }
@@ -382,19 +392,20 @@ async fn small_window(live: &Live) -> Result<(), String> {
     })
     .await;
     stdout_is_json_rpc(&lock(&record))?;
-    let error = match outcome? {
+    let (code, error) = match outcome? {
         Ok(response) => {
             return Err(format!(
                 "a 1024-token window took the whole prompt: the turn ended with {:?}, no advice",
                 response.stop_reason
             ));
         }
-        Err(e) => describe(&e),
+        Err(e) => (e.code.value(), describe(&e)),
     };
-    eprintln!("live:   error: {error}");
-    if !error.contains("-c") || !error.contains("1024") {
+    eprintln!("live:   error {code}: {error}");
+    // Punie's own code for "the window is too small", not -32603 "Internal error".
+    if code != -32010 || !error.contains("-c ") || !error.contains("1,024 tokens") {
         return Err(format!(
-            "the error does not name -c and the 1024-token window: {error}"
+            "the error is not -32010 naming -c and the 1,024-token window: {code} {error}"
         ));
     }
     Ok(())
@@ -454,6 +465,121 @@ async fn restarted(live: &Live) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+/// A workspace file holding a code word, for the cases that need one read.
+fn codeword_file(live: &Live) -> Result<PathBuf, String> {
+    let notes = live.workspace.join("notes");
+    std::fs::create_dir_all(&notes).map_err(|e| e.to_string())?;
+    let file = notes.join("codeword.txt");
+    std::fs::write(&file, "The code word is PELICAN-42.\n").map_err(|e| e.to_string())?;
+    Ok(file)
+}
+
+/// A 2,048-token window: the full tool descriptions alone take about that, so Punie must
+/// offer a compact toolset and still leave room for a read and its answer.
+async fn window_2048(live: &Live) -> Result<(), String> {
+    let server = LlamaServer::start(
+        &live.binary,
+        &live.model,
+        "2048 window",
+        &["--jinja", "-c", "2048"],
+        &live.scratch,
+    )
+    .await?;
+    let file = codeword_file(live)?;
+    let options = punie_options(live, &server, "w2048", 128, &[])?;
+    let (outcome, record) = with_editor("live", &live.workspace, options, async |cx, _| {
+        let session = new_session(&cx, &live.workspace).await;
+        timed_prompt(
+            &cx,
+            &session,
+            "What is the code word in notes/codeword.txt? Read that file to find out.",
+        )
+        .await
+    })
+    .await;
+    // A context error fails here: the prompt must fit.
+    let response = outcome?;
+    let record = lock(&record);
+    ended_normally(&response)?;
+    stdout_is_json_rpc(&record)?;
+    let read = record.reads.iter().any(|p| p == &file) || !record.tool_calls().is_empty();
+    known(
+        READS_A_FILE_IT_NEEDS_PASSES,
+        &format!(
+            "with a 2,048-token window Punie ran no tool (the model wrote: {:?})",
+            shorten(&record.message_text(), 200)
+        ),
+        read,
+    )
+}
+
+/// A 4,096-token window runs a task of several steps: reads and an edit.
+async fn window_4096(live: &Live) -> Result<(), String> {
+    let server = LlamaServer::start(
+        &live.binary,
+        &live.model,
+        "4096 window",
+        &["--jinja", "-c", "4096"],
+        &live.scratch,
+    )
+    .await?;
+    let notes = live.workspace.join("notes");
+    std::fs::create_dir_all(&notes).map_err(|e| e.to_string())?;
+    let greeting = notes.join("greeting.txt");
+    std::fs::write(&greeting, "Hello, world!\n").map_err(|e| e.to_string())?;
+    let mut options = punie_options(
+        live,
+        &server,
+        "w4096",
+        128,
+        &[("PUNIE_MAX_TURN_REQUESTS", "4")],
+    )?;
+    options.answers = vec![crate::editor::Answer::AllowOnce; 4];
+    let (outcome, record) = with_editor("live", &live.workspace, options, async |cx, _| {
+        let session = new_session(&cx, &live.workspace).await;
+        // Several requests, the first one cold (~1,100 prompt tokens): on a loaded 2-core
+        // machine one took 84 s to read and generated at 0.5 tokens/s.
+        let within = TURN_WITHIN * 2;
+        let started = Instant::now();
+        let response = tokio::time::timeout(
+            within,
+            crate::editor::prompt(
+                &cx,
+                &session,
+                "Read notes/greeting.txt, then use edit_file to change \"Hello\" to \"Goodbye\" in it.",
+            ),
+        )
+        .await
+        .map_err(|_| format!("the turn did not end within {} s", within.as_secs()))?
+        .map_err(|e| format!("session/prompt failed: {}", describe(&e)))?;
+        eprintln!(
+            "live:   turn ended ({:?}) in {:.1} s",
+            response.stop_reason,
+            started.elapsed().as_secs_f64()
+        );
+        Ok::<_, String>(response)
+    })
+    .await;
+    let response = outcome?;
+    let record = lock(&record);
+    ended_normally(&response)?;
+    stdout_is_json_rpc(&record)?;
+    let calls = record.tool_calls().len();
+    eprintln!(
+        "live:   {calls} tool calls, {} reads, {} writes",
+        record.reads.len(),
+        record.writes.len()
+    );
+    known(
+        READS_A_FILE_IT_NEEDS_PASSES,
+        &format!(
+            "with a 4,096-token window the model ran {calls} tools (wanted a read and an edit; it wrote: {:?})",
+            shorten(&record.message_text(), 200)
+        ),
+        calls >= 2 && !record.writes.is_empty(),
+    )
 }
 
 // Shared by the cases ---------------------------------------------------------------------

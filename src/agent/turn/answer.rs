@@ -8,7 +8,7 @@ use super::repetition::{AnswerCalls, TextLoop, TextRepetition, quote};
 use super::{Turn, unless_cancelled};
 use crate::agent::events::TurnEvent;
 use crate::agent::observe::ModelRequestStats;
-use crate::llm::{ChatRequest, FinishReason, LlmError, ModelEvent, ToolCall};
+use crate::llm::{ChatRequest, FinishReason, LlmError, ModelEvent, ToolCall, Usage};
 
 /// The most bytes of text one message or thought chunk sent to the editor carries: a server
 /// may send a delta of megabytes, which editors render badly in one piece.
@@ -44,6 +44,8 @@ pub(super) struct Answer {
     /// Set when Punie stopped the answer because it repeated itself: what the model is told in
     /// the last result of the calls that run (an answer without calls carries it in its text).
     pub(super) loop_note: Option<String>,
+    /// The server's token counts, when it sent them.
+    pub(super) usage: Option<Usage>,
 }
 
 impl Answer {
@@ -175,7 +177,10 @@ impl Turn<'_> {
                     }
                     answer.tool_calls.push(call);
                 }
-                ModelEvent::Usage(usage) => stats.usage = Some(usage),
+                ModelEvent::Usage(usage) => {
+                    stats.usage = Some(usage);
+                    answer.usage = Some(usage);
+                }
                 ModelEvent::Finished(reason) => answer.finish = Some(reason),
             }
         };

@@ -1,13 +1,101 @@
-//! Fitting a request into the model's context window: the window's size, compaction, and the
-//! summary of older turns.
+//! Fitting a request into the model's context window: the window's size, the toolset that
+//! fits it, how many tokens the prompt takes (counted by the server where it can, else
+//! estimated and calibrated), compaction in rare big steps, and the summary of older turns.
 
 use futures::StreamExt;
 
 use super::{Turn, unless_cancelled};
-use crate::agent::context::{self, DEFAULT_CONTEXT_TOKENS, KEPT_TURNS, MIN_ANSWER_TOKENS};
-use crate::agent::error::AgentError;
+use crate::agent::context::{
+    self, DEFAULT_CONTEXT_TOKENS, KEPT_TURNS, MAX_ANSWER_TOKENS, MIN_ANSWER_TOKENS,
+};
+use crate::agent::error::{AgentError, thousands};
 use crate::agent::events::TurnEvent;
-use crate::llm::{ChatRequest, LlmError, Message, ModelEvent};
+use crate::llm::{ChatRequest, LlmError, Message, ModelEvent, ToolSpec, Usage};
+use crate::tools::profile::ToolProfile;
+
+/// The most of the window the fixed prompt (system prompt and tool schemas) may take before a
+/// more compact tool profile is chosen: the rest is for the conversation and the answer.
+const FIXED_SHARE_DIVISOR: u32 = 3;
+
+/// The calibration of the estimate is kept within these bounds, so one odd count cannot make
+/// it wildly optimistic or pessimistic.
+const RATIO_BOUNDS: (f64, f64) = (0.5, 1.5);
+
+/// What the turn knows of its prompt's size.
+#[derive(Clone, Debug)]
+pub(super) struct Budget {
+    /// The context window, in tokens.
+    pub(super) window: u32,
+    /// Tokens of the system prompt and the tool schemas: the server's count, else the estimate.
+    fixed: u32,
+    /// Whether the server counted `fixed`.
+    counted: bool,
+    /// Tokens per estimated token for the conversation: from the server's counts, 1.0 until
+    /// it gives any.
+    ratio: f64,
+    /// The conversation's estimate (uncalibrated) in the last request sent.
+    last_history_estimate: u32,
+    /// The `max_tokens` the user set, if any.
+    explicit_max_tokens: Option<u32>,
+}
+
+impl Budget {
+    /// Tokens of a request's prompt with `history`.
+    pub(super) fn prompt_tokens(&self, history: &[Message]) -> u32 {
+        self.fixed + self.calibrated(context::history_tokens(history))
+    }
+
+    fn calibrated(&self, estimate: u32) -> u32 {
+        (f64::from(estimate) * self.ratio).ceil() as u32
+    }
+
+    /// Tokens kept free for the answer when deciding whether to compact: the user's
+    /// `max_tokens` (at most half the window), else a quarter of the window within
+    /// [`MIN_ANSWER_TOKENS`]..=1024.
+    pub(super) fn reserve(&self) -> u32 {
+        match self.explicit_max_tokens {
+            Some(tokens) => tokens.min(self.window / 2).max(MIN_ANSWER_TOKENS),
+            None => (self.window / 4).clamp(MIN_ANSWER_TOKENS, 1024),
+        }
+    }
+
+    /// The most the prompt may take and still go as it is.
+    fn limit(&self) -> u32 {
+        self.window.saturating_sub(self.reserve())
+    }
+
+    /// What compaction aims at once it is needed: 60 % of the window (never above the limit),
+    /// so the requests after it have room to grow with the prefix unchanged.
+    fn target(&self) -> u32 {
+        (self.window / 10 * 6).min(self.limit())
+    }
+
+    /// The `max_tokens` to ask for when the prompt takes `used` tokens: what the window leaves,
+    /// at most the user's `max_tokens` or [`MAX_ANSWER_TOKENS`]. `None` when that is under
+    /// [`MIN_ANSWER_TOKENS`].
+    pub(super) fn max_tokens(&self, used: u32) -> Option<u32> {
+        let room = self.window.saturating_sub(used);
+        (room >= MIN_ANSWER_TOKENS)
+            .then(|| room.min(self.explicit_max_tokens.unwrap_or(MAX_ANSWER_TOKENS)))
+    }
+
+    /// After the server said the prompt overflowed: no calibration below the pessimistic
+    /// estimate any more.
+    pub(super) fn distrust(&mut self) {
+        self.ratio = self.ratio.max(1.0);
+    }
+
+    /// Learns from the server's count of the last request's prompt.
+    pub(super) fn observe(&mut self, usage: Option<Usage>) {
+        let Some(usage) = usage else { return };
+        let observed = u32::try_from(usage.prompt_tokens).unwrap_or(u32::MAX);
+        if self.last_history_estimate < 100 || observed <= self.fixed {
+            return;
+        }
+        let ratio = f64::from(observed - self.fixed) / f64::from(self.last_history_estimate);
+        self.ratio = ratio.clamp(RATIO_BOUNDS.0, RATIO_BOUNDS.1);
+    }
+}
 
 impl Turn<'_> {
     /// The model's context window: from the server where it says so, else the configured size,
@@ -28,34 +116,131 @@ impl Turn<'_> {
         window
     }
 
-    /// Makes the request fit the window: shortens old tool outputs, then summarises older turns.
-    /// Returns the `max_tokens` to ask for, or `None` if the turn was cancelled meanwhile.
-    pub(super) async fn fit(
+    /// The tools to offer and the prompt's budget: the most detailed tool profile whose fixed
+    /// prompt takes at most a third of the window, else the least detailed. The person is told
+    /// (on the session's first turn) when the toolset is not the full one. `None` if the turn
+    /// was cancelled meanwhile.
+    pub(super) async fn fit_tools(
         &self,
         system: &Message,
-        tools: u32,
-        history: &mut Vec<Message>,
         window: u32,
-    ) -> Result<Option<u32>, AgentError> {
-        let fits = |history: &[Message]| {
-            context::prompt_tokens(system, tools, history) + self.config.max_tokens.min(window / 2)
-                <= window
+        history: &[Message],
+    ) -> Option<(Vec<ToolSpec>, Budget)> {
+        let share = window / FIXED_SHARE_DIVISOR;
+        let mut chosen = None;
+        let mut full_size = None;
+        for profile in ToolProfile::ALL {
+            let tools: Vec<ToolSpec> = profile
+                .describe(&self.toolset)
+                .into_iter()
+                .map(|tool| ToolSpec {
+                    name: tool.name,
+                    description: tool.description,
+                    parameters: tool.parameters,
+                })
+                .collect();
+            let estimate = context::prompt_tokens(system, context::tool_tokens(&tools), &[]);
+            let probe = ChatRequest {
+                messages: vec![system.clone()],
+                tools: tools.clone(),
+                ..ChatRequest::default()
+            };
+            let model = self.model();
+            let counted = unless_cancelled(&self.cancel, model.count_prompt_tokens(&probe)).await?;
+            let fixed = counted.unwrap_or(estimate);
+            full_size.get_or_insert(fixed);
+            tracing::debug!(session = %self.session.id, profile = profile.name(), tools = tools.len(), counted, estimate, "fixed prompt of a tool profile");
+            let fits = fixed <= share;
+            chosen = Some((profile, tools, fixed, counted, estimate));
+            if fits {
+                break;
+            }
+        }
+        let (profile, tools, fixed, counted, estimate) = chosen?;
+        // The server's count of the fixed prompt calibrates the estimate of the rest, never
+        // below 0.8 (conversations hold code, which takes more tokens per byte than prose).
+        let ratio = counted.map_or(1.0, |counted| {
+            (f64::from(counted) / f64::from(estimate.max(1))).clamp(0.8, RATIO_BOUNDS.1)
+        });
+        tracing::info!(
+            session = %self.session.id,
+            profile = profile.name(),
+            tools = tools.len(),
+            fixed_tokens = fixed,
+            counted_by_server = counted.is_some(),
+            estimated = estimate,
+            window,
+            "toolset for the window"
+        );
+        let first_turn = history
+            .iter()
+            .filter(|m| matches!(m, Message::User { .. }))
+            .count()
+            <= 1;
+        if profile != ToolProfile::Full && first_turn {
+            let folded = self.toolset.iter().count() - tools.len();
+            self.emit(TurnEvent::Notice {
+                title: "Compact toolset".to_owned(),
+                description: format!(
+                    "The model's context window is {} tokens, and Punie's full tool descriptions \
+                     with its instructions would take {} of them, so Punie offers the {} toolset \
+                     ({} tools with short descriptions{}; about {} tokens). A larger window (e.g. \
+                     llama-server -c {}) gets the full one.",
+                    thousands(window),
+                    thousands(full_size.unwrap_or(fixed)),
+                    profile.name(),
+                    tools.len(),
+                    if folded > 0 {
+                        format!(", {folded} rarely used ones folded")
+                    } else {
+                        String::new()
+                    },
+                    thousands(fixed),
+                    AgentError::suggested_context(full_size.unwrap_or(fixed) * 2),
+                ),
+            });
+        }
+        let budget = Budget {
+            window,
+            fixed,
+            counted: counted.is_some(),
+            ratio,
+            last_history_estimate: 0,
+            explicit_max_tokens: self.config.max_tokens,
         };
-        let before = context::prompt_tokens(system, tools, history);
+        Some((tools, budget))
+    }
+
+    /// Makes the request fit the window. Nothing changes while the prompt leaves room for the
+    /// answer, so the prompt's prefix stays byte-identical from request to request (what lets
+    /// the server reuse its cache). Once it does not, compaction works in big steps down to
+    /// [`Budget::target`] — old tool outputs shortened, long answers cut, older turns
+    /// summarised — and only if that is not enough cuts this turn's tool outputs and the
+    /// answers further. Returns the `max_tokens` to ask for, or `None` if the turn was
+    /// cancelled meanwhile.
+    pub(super) async fn fit(
+        &self,
+        budget: &mut Budget,
+        history: &mut Vec<Message>,
+    ) -> Result<Option<u32>, AgentError> {
+        let window = budget.window;
+        let before = budget.prompt_tokens(history);
         let mut done = Vec::new();
-        if !fits(history) {
+        if before > budget.limit() {
+            let target = |history: &[Message]| budget.prompt_tokens(history) <= budget.target();
+            let limit = |history: &[Message]| budget.prompt_tokens(history) <= budget.limit();
             let keep_from = context::recent_turns_start(history, KEPT_TURNS);
             if context::shorten_old_tool_outputs(history, keep_from) {
                 done.push("shortened old tool outputs");
             }
             // An answer over a quarter of the window is most likely a loop; cutting it is
             // cheaper than a summary, and a summary could not remove it from the kept turns.
-            if !fits(history)
+            if !target(history)
                 && context::shorten_long_answers(history, context::long_answer_limit(window))
             {
                 done.push("shortened long answers");
             }
-            if !fits(history) && keep_from > 0 {
+            if !target(history) && keep_from > 0 {
                 let Some(summary) = self.summarise(&history[..keep_from], window).await else {
                     return Ok(None);
                 };
@@ -63,20 +248,23 @@ impl Turn<'_> {
                 done.push("summarised older turns");
             }
             let all = history.len();
-            if !fits(history) && context::shorten_old_tool_outputs(history, all) {
+            if !limit(history) && context::shorten_old_tool_outputs(history, all) {
                 done.push("shortened this turn's tool outputs");
             }
-            if context::shorten_answers_until(history, window, fits) {
+            if !limit(history) && context::shorten_answers_until(history, window, limit) {
                 done.push("cut long answers further");
             }
         }
-        let used = context::prompt_tokens(system, tools, history);
+        let used = budget.prompt_tokens(history);
         if !done.is_empty() {
             let description = format!(
-                "Punie {} to fit the model's {window}-token context window (about {before} → {used} tokens).",
-                done.join(" and ")
+                "Punie {} to fit the model's {}-token context window (about {} → {} tokens).",
+                done.join(" and "),
+                thousands(window),
+                thousands(before),
+                thousands(used)
             );
-            tracing::info!(session = %self.session.id, before, used, window, "history compacted");
+            tracing::info!(session = %self.session.id, before, used, window, steps = ?done, "history compacted");
             self.emit(TurnEvent::Notice {
                 title: "History compacted".to_owned(),
                 description,
@@ -86,14 +274,15 @@ impl Turn<'_> {
             used: used.into(),
             size: window.into(),
         });
-        let room = window.saturating_sub(used);
-        if room < MIN_ANSWER_TOKENS {
+        let Some(max_tokens) = budget.max_tokens(used) else {
+            tracing::warn!(session = %self.session.id, used, window, fixed = budget.fixed, counted = budget.counted, "the request does not fit the window");
             return Err(AgentError::ContextTooSmall {
                 needed: used + MIN_ANSWER_TOKENS,
                 window,
             });
-        }
-        Ok(Some(self.config.max_tokens.min(room)))
+        };
+        budget.last_history_estimate = context::history_tokens(history);
+        Ok(Some(max_tokens))
     }
 
     /// Asks the model to summarise `older` messages. On failure the older turns are replaced by
@@ -135,5 +324,59 @@ impl Turn<'_> {
                 )
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn budget(window: u32, fixed: u32, explicit: Option<u32>) -> Budget {
+        Budget {
+            window,
+            fixed,
+            counted: true,
+            ratio: 1.0,
+            last_history_estimate: 0,
+            explicit_max_tokens: explicit,
+        }
+    }
+
+    #[test]
+    fn max_tokens_is_what_the_window_leaves_within_bounds() {
+        let b = budget(8192, 1000, None);
+        assert_eq!(b.max_tokens(2000), Some(MAX_ANSWER_TOKENS));
+        assert_eq!(b.max_tokens(6000), Some(2192));
+        assert_eq!(b.max_tokens(8000), None, "under MIN_ANSWER_TOKENS");
+        let user = budget(8192, 1000, Some(300));
+        assert_eq!(user.max_tokens(2000), Some(300), "the user's value wins");
+        let big = budget(8192, 1000, Some(1000));
+        assert_eq!(
+            big.max_tokens(7800),
+            Some(392),
+            "else what the window leaves"
+        );
+        assert_eq!(budget(2048, 900, None).reserve(), 512);
+        assert_eq!(budget(65536, 900, None).reserve(), 1024);
+        assert_eq!(budget(2048, 900, Some(24)).reserve(), MIN_ANSWER_TOKENS);
+    }
+
+    #[test]
+    fn the_servers_count_calibrates_the_estimate_within_bounds() {
+        let mut b = budget(8192, 1000, None);
+        b.last_history_estimate = 1000;
+        b.observe(Some(Usage {
+            prompt_tokens: 1800,
+            completion_tokens: 5,
+        }));
+        assert!((b.ratio - 0.8).abs() < 1e-9, "{}", b.ratio);
+        b.observe(Some(Usage {
+            prompt_tokens: 1001,
+            completion_tokens: 5,
+        }));
+        assert_eq!(b.ratio, RATIO_BOUNDS.0);
+        b.observe(None);
+        assert_eq!(b.ratio, RATIO_BOUNDS.0);
+        assert!(b.target() < b.limit() && b.limit() < b.window);
     }
 }

@@ -88,22 +88,16 @@ impl Turn<'_> {
         let system = Message::System {
             content: self.system_prompt(),
         };
-        // The model knows a tool by its name, description and schema only.
-        let tools: Vec<crate::llm::ToolSpec> = self
-            .toolset
-            .iter()
-            .map(|tool| crate::llm::ToolSpec {
-                name: tool.name().to_owned(),
-                description: tool.description().to_owned(),
-                parameters: tool.parameters(),
-            })
-            .collect();
-        let tool_tokens = context::tool_tokens(&tools);
         for (title, description) in self.session.take_notices() {
             self.emit(TurnEvent::Notice { title, description });
         }
         let deadline = tokio::time::Instant::now() + self.config.turn_timeout;
-        let mut window = self.context_window().await;
+        let window = self.context_window().await;
+        // The model knows a tool by its name, description and schema only, in as much detail
+        // as the window affords.
+        let Some((tools, mut budget)) = self.fit_tools(&system, window, history).await else {
+            return Ok(StopReason::Cancelled);
+        };
         let mut overflow_retried = false;
         let mut requests = 0;
         let mut empty_answers = 0;
@@ -116,7 +110,7 @@ impl Turn<'_> {
             }
             requests += 1;
             self.session.journal_progress(history);
-            let Some(max_tokens) = self.fit(&system, tool_tokens, history, window).await? else {
+            let Some(max_tokens) = self.fit(&mut budget, history).await? else {
                 return Ok(StopReason::Cancelled);
             };
             let mut messages = Vec::with_capacity(history.len() + 1);
@@ -137,8 +131,9 @@ impl Turn<'_> {
                     // Our estimate was too optimistic for this server: assume a smaller window,
                     // compact, and try once more.
                     overflow_retried = true;
-                    window = window * 3 / 4;
-                    tracing::warn!(session = %self.session.id, window, %error, "the server says the context overflowed; compacting and retrying");
+                    budget.window = budget.window * 3 / 4;
+                    budget.distrust();
+                    tracing::warn!(session = %self.session.id, window = budget.window, %error, "the server says the context overflowed; compacting and retrying");
                     requests -= 1;
                     continue;
                 }
@@ -151,6 +146,7 @@ impl Turn<'_> {
                 }
                 Ok(completed) => completed,
             };
+            budget.observe(answer.usage);
             if !completed {
                 if !answer.text.is_empty() {
                     // Kept (the model should know what it had said), but shortened and marked,
@@ -158,7 +154,7 @@ impl Turn<'_> {
                     history.push(Message::Assistant {
                         content: Some(context::interrupted_answer(
                             &answer.text,
-                            context::long_answer_limit(window),
+                            context::long_answer_limit(budget.window),
                         )),
                         tool_calls: Vec::new(),
                     });
@@ -229,7 +225,7 @@ impl Turn<'_> {
                 };
                 let mut content = context::head_and_tail(
                     &text,
-                    tool_result_limit(window),
+                    tool_result_limit(budget.window),
                     "; ask for a smaller part, e.g. read_file with line and limit",
                 );
                 if dropped > 0 && index + 1 == calls.len() {

@@ -239,6 +239,10 @@ macro_rules! terminal_tool {
                 ToolKind::Execute
             }
 
+            fn rarely_used(&self) -> bool {
+                true
+            }
+
             fn title(&self, args: &Value) -> String {
                 format!("{} {}", $name, args.get("terminal_id").and_then(Value::as_str).unwrap_or(""))
             }
