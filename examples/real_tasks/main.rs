@@ -266,7 +266,11 @@ async fn run_task(
         let mut turn = match task.kind {
             Kind::Prompt => match tokio::time::timeout(timeout, pending.block_task()).await {
                 Ok(Ok(response)) => Turn::ended(stop_name(&response.stop_reason), started),
-                Ok(Err(e)) => Turn::failed(format!("session/prompt failed: {}", describe(&e))),
+                Ok(Err(e)) => {
+                    let mut turn = Turn::failed(format!("session/prompt failed: {}", describe(&e)));
+                    turn.wall = started.elapsed();
+                    turn
+                }
                 Err(_) => {
                     let reason = format!("no answer within --timeout {} s", args.timeout);
                     // The prompt request is gone with the timeout; cancel so Punie stops.
