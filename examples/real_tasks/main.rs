@@ -63,6 +63,10 @@ struct Args {
     /// Keep the scratch directory (projects, Punie's logs, server logs) and print where it is.
     #[arg(long)]
     keep: bool,
+    /// Before the tasks, one uncounted prompt that fills the server's cache with the fixed
+    /// prefix (system prompt and tool schemas); `--warm-up=false` to measure a cold first task.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    warm_up: bool,
     /// List the tasks and exit.
     #[arg(long)]
     list: bool,
@@ -72,6 +76,8 @@ struct Args {
 const CANCEL_AFTER: Duration = Duration::from_secs(60);
 /// How long a cancelled prompt may take to be answered.
 const CANCEL_WITHIN: Duration = Duration::from_secs(30);
+/// How long the warm-up may take (a cold prompt of ~2,000 tokens on a loaded 2-core machine).
+const WARM_UP_WITHIN: Duration = Duration::from_secs(600);
 /// How long llama-server may take to notice a dropped request.
 const IDLE_WITHIN: Duration = Duration::from_secs(90);
 
@@ -177,6 +183,34 @@ async fn run_model(
     );
     std::fs::write(&config, text).map_err(|e| format!("{}: {e}", config.display()))?;
     let mut results = Vec::new();
+    if args.warm_up {
+        // Not counted: fills the server's cache with the fixed prefix (system prompt and tool
+        // schemas), so the first task's figures are a warm task's like the others'.
+        let project = dir.join("project");
+        tasks::copy_project(fixture, &project)?;
+        let project = project
+            .canonicalize()
+            .map_err(|e| format!("{}: {e}", project.display()))?;
+        eprintln!("real_tasks: [{alias}] warm-up (not counted) ...");
+        let warm = run_task(
+            args,
+            punie,
+            &server,
+            &config,
+            dir,
+            &project,
+            &tasks::WARM_UP,
+            WARM_UP_WITHIN,
+        )
+        .await?;
+        eprintln!(
+            "real_tasks: [{alias}] warm-up took {:.1} s ({} prompt tokens, {} evaluated by the server)",
+            warm.wall_ms / 1000.0,
+            warm.prompt_tokens.unwrap_or(0),
+            warm.server.prompt_evaluated
+        );
+        wait_idle(&server).await;
+    }
     for task in selected {
         // The same path for every task: the system prompt names the project, so one path keeps
         // the prompt's prefix byte-identical and the server's cache warm from task to task.
@@ -189,7 +223,8 @@ async fn run_model(
             .canonicalize()
             .map_err(|e| format!("{}: {e}", project.display()))?;
         eprintln!("real_tasks: [{alias}] {} ...", task.name);
-        let result = run_task(args, punie, &server, &config, dir, &project, task).await?;
+        let timeout = Duration::from_secs(args.timeout);
+        let result = run_task(args, punie, &server, &config, dir, &project, task, timeout).await?;
         eprintln!(
             "real_tasks: [{alias}] {} {} in {:.1} s: {}",
             task.name,
@@ -230,6 +265,7 @@ async fn run_task(
     dir: &Path,
     project: &Path,
     task: &Task,
+    timeout: Duration,
 ) -> Result<TaskResult, String> {
     let before = tasks::snapshot(project)?;
     let logs = dir.join("logs").join(task.name);
@@ -247,7 +283,6 @@ async fn run_task(
     .collect();
     let load = report::load_average();
     let log_from = server.log_len();
-    let timeout = Duration::from_secs(args.timeout);
     let (turn, record) = with_editor(punie, &env, task.permissions, async |cx, shared| {
         let session = match new_session(&cx, project).await {
             Ok(session) => session,
@@ -272,7 +307,7 @@ async fn run_task(
                     turn
                 }
                 Err(_) => {
-                    let reason = format!("no answer within --timeout {} s", args.timeout);
+                    let reason = format!("no answer within {} s (--timeout)", timeout.as_secs());
                     // The prompt request is gone with the timeout; cancel so Punie stops.
                     let mut turn = Turn::failed(reason.clone());
                     if let Err(e) = cancel(reason) {

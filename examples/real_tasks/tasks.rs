@@ -47,6 +47,15 @@ pub struct Outcome {
     pub server_idle: Option<Duration>,
 }
 
+/// The uncounted prompt before the tasks (`--warm-up`).
+pub const WARM_UP: Task = Task {
+    name: "warm_up",
+    prompt: "Say OK.",
+    permissions: Permissions::Reject,
+    kind: Kind::Prompt,
+    check: |_| Ok("not a task".into()),
+};
+
 /// Every task, in the order they run.
 pub const TASKS: &[Task] = &[
     Task {
