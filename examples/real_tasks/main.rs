@@ -257,6 +257,7 @@ struct Turn {
     server_idle: Option<Duration>,
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn run_task(
     args: &Args,
     punie: &Path,
