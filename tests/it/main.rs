@@ -35,6 +35,7 @@ mod mcp;
 mod perf_acp;
 mod perf_browser;
 mod perf_modes;
+mod prompt_cache;
 mod sandbox;
 mod sandbox_scopes;
 mod serve;
