@@ -105,6 +105,8 @@ pub struct MarkupFilter {
     hint: Option<Arc<LeadingThoughts>>,
     /// Calls read from the text, handed out at the end.
     calls: Vec<(Vec<TextCall>, String)>,
+    /// The shape of each call in `calls`, in order.
+    shapes: Vec<&'static str>,
     /// The server sent structured tool calls in this answer.
     structured_calls: bool,
     usage: Option<Usage>,
@@ -145,6 +147,7 @@ impl MarkupFilter {
             scanner: Scanner::new(hold_leading, tools),
             hint,
             calls: Vec::new(),
+            shapes: Vec::new(),
             structured_calls: false,
             usage: None,
             ended: false,
@@ -185,6 +188,7 @@ impl MarkupFilter {
                         .into_iter()
                         .map(|(_, raw)| raw)
                         .collect();
+                    self.shapes.clear();
                     if !given_back.is_empty() {
                         debug!("structured tool calls arrived: tool-call markup stays text");
                         out.push(Ok(ModelEvent::Text(given_back)));
@@ -195,6 +199,10 @@ impl MarkupFilter {
                 out.push(Ok(ModelEvent::ToolCall(call)));
             }
             Ok(ModelEvent::Usage(usage)) => self.usage = Some(usage),
+            // Nothing to read in them: passed on as they come.
+            Ok(event @ (ModelEvent::PromptProgress(_) | ModelEvent::RecoveredCall(_))) => {
+                out.push(Ok(event));
+            }
             Ok(ModelEvent::Finished(reason)) => {
                 self.scanner.finish(reason != FinishReason::Length);
                 let has_calls = self.flush(&mut out);
@@ -264,6 +272,7 @@ impl MarkupFilter {
                 Piece::Calls { calls, raw } => self.calls.push((calls, raw)),
             }
         }
+        self.shapes.extend(self.scanner.take_shapes());
     }
 
     /// Everything held, the calls read from the text, and the usage; whether there were calls.
@@ -283,7 +292,11 @@ impl MarkupFilter {
                 "tool calls read from the answer's text"
             );
         }
+        let mut shapes = std::mem::take(&mut self.shapes).into_iter();
         for call in calls {
+            if let Some(shape) = shapes.next() {
+                out.push(Ok(ModelEvent::RecoveredCall(shape)));
+            }
             let id = call.id.unwrap_or_else(&mut self.new_id);
             out.push(Ok(ModelEvent::ToolCall(ToolCall {
                 id,
