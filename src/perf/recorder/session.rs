@@ -17,7 +17,7 @@ pub(super) enum Kind {
     Waiting,
 }
 
-/// One raw span (40 bytes).
+/// One raw span (48 bytes).
 #[derive(Clone, Copy, Debug)]
 pub(super) struct Event {
     /// Since the recorder's epoch (negative for spans that began before it).
