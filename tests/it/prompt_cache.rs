@@ -103,3 +103,61 @@ async fn every_request_starts_with_the_bytes_of_the_one_before() {
     assert!(shared_one.len() > 300, "{shared_one}");
     assert!(!shared_one.contains(&one.display().to_string()));
 }
+
+/// The request an editor sends for the perf report (Punie's ACP extension).
+#[derive(
+    Debug, Clone, serde::Serialize, serde::Deserialize, agent_client_protocol::JsonRpcRequest,
+)]
+#[request(method = "_punie/perf_report", response = serde_json::Value)]
+struct PerfReportRequest(serde_json::Value);
+
+#[tokio::test]
+async fn the_perf_report_has_the_servers_cache_and_the_calls_read_from_text() {
+    let server = FakeModelServer::start().await;
+    // Qwen2.5-Coder 0.5B's bare JSON call, then llama.cpp's recorded answer with `timings`
+    // (30 of 31 prompt tokens from its cache, 13 tokens in 198.573 ms).
+    server.push(Reply::sse_body(crate::support::fixture!(
+        "text_tools/bare_json_llama_cpp.sse"
+    )));
+    server.push(Reply::fixture(crate::support::fixture!(
+        "llama.cpp/20_chat_stream_usage_stop.http"
+    )));
+    let (dir, ws) = workspace();
+    std::fs::write(ws.join("cart.rs"), "fn total_value() {}\n").unwrap();
+    let options = EditorOptions {
+        env: vec![
+            ("PUNIE_PERF".to_owned(), "1".to_owned()),
+            (
+                "PUNIE_PERF_DIR".to_owned(),
+                dir.path().join("perf").display().to_string(),
+            ),
+        ],
+        ..EditorOptions::default()
+    };
+    let (report, _record) = with_editor(&server.base_url(), &ws, options, async |cx, _| {
+        let session = new_session(&cx, &ws).await;
+        prompt(&cx, &session, "where is total_value?")
+            .await
+            .unwrap();
+        cx.send_request(PerfReportRequest(serde_json::json!({"format": "json"})))
+            .block_task()
+            .await
+            .expect("_punie/perf_report")
+    })
+    .await;
+    let totals = &report["json"]["totals"];
+    assert_eq!(totals["model_requests"], 2, "{totals}");
+    assert_eq!(
+        totals["recovered_calls"],
+        serde_json::json!({"bare_json": 1})
+    );
+    assert_eq!(totals["cached_tokens"], 30, "{totals}");
+    let rate = totals["server_tokens_per_second"].as_f64().unwrap();
+    assert!((rate - 65.5).abs() < 0.1, "{rate}");
+    let spans = report["json"]["sessions"][0]["turns"][0]["spans"]
+        .as_array()
+        .unwrap();
+    let last_model = spans.iter().rev().find(|s| s["kind"] == "model").unwrap();
+    assert_eq!(last_model["cached_tokens"], 30);
+    assert_eq!(last_model["prompt_tokens"], 31);
+}
