@@ -158,7 +158,10 @@ async fn perf_report(live: &Live, server: &LlamaServer) -> Result<(), String> {
     }
     // llama-server says how much of the prompt came from its cache (`timings.cache_n`, or
     // `usage.prompt_tokens_details.cached_tokens`): what tells a user that the prefix is reused.
-    // The case before this one read the same fixed prefix, so some of it is cached.
+    // Recorded per request (a number, not null), whether or not a case before this one warmed
+    // the cache: run alone, the first prompt is cold and its cached count is 0.
+    let spans = model_spans(&report["json"], &session_of(&report["json"]));
+    let recorded = spans.iter().all(|span| span["cached_tokens"].is_u64()) && !spans.is_empty();
     let cached = model["cached_tokens"].as_u64().unwrap_or(0);
     let server_rate = model["server_tokens_per_second"].as_f64();
     eprintln!(
@@ -171,7 +174,7 @@ async fn perf_report(live: &Live, server: &LlamaServer) -> Result<(), String> {
             "the perf report records no cached prompt tokens (llama-server's timings.cache_n) \
              or no generation tokens/s by the server's clock: {model}"
         ),
-        cached > 0 && cached <= prompt_tokens && server_rate.is_some_and(|r| r > 0.0),
+        recorded && cached <= prompt_tokens && server_rate.is_some_and(|r| r > 0.0),
     )
 }
 
@@ -253,6 +256,14 @@ async fn prompt_cache(live: &Live, server: &LlamaServer) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+/// The id of the first session in a perf report.
+fn session_of(report: &Value) -> String {
+    report["sessions"][0]["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
 }
 
 /// The model-request spans of `session` in a perf report, in the order they ran.
