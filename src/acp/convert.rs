@@ -118,6 +118,8 @@ pub(crate) fn session_update(
             wire::SessionUpdate::UsageUpdate(wire::UsageUpdate::new(used, size))
         }
         TurnEvent::Usage { .. } => return None,
+        // ACP has no update for a prompt being read; `punie ask` shows it.
+        TurnEvent::PromptProgress { .. } => return None,
         TurnEvent::Notice { title, description } if support.notices => wire::SessionUpdate::Notice(
             wire::Notice::new(wire::NoticeSeverity::Info, title).description(description),
         ),

@@ -82,6 +82,16 @@ pub enum TurnEvent {
         /// When the session was last active.
         updated_at: String,
     },
+    /// How far the model server has read a long prompt, before the answer starts (from servers
+    /// that tell: llama.cpp). ACP has no update for it; `punie ask` shows it.
+    PromptProgress {
+        /// Tokens in the prompt.
+        total: u64,
+        /// Of those, taken from the server's cache.
+        cached: u64,
+        /// Of those, done so far (the cached ones included).
+        processed: u64,
+    },
     /// Something the person should know that is not part of the answer (the history was
     /// compacted, an MCP server failed to start…).
     Notice {

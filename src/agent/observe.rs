@@ -20,6 +20,9 @@ pub struct ModelRequestStats {
     pub usage: Option<Usage>,
     /// Text and thought pieces relayed.
     pub chunks: u32,
+    /// The shape of each tool call read from the answer's text rather than sent structured
+    /// (`bare_json`, `fenced_json`, `tool_call_tag`…), in order.
+    pub recovered_calls: Vec<&'static str>,
     /// False when the request failed or was cancelled.
     pub completed: bool,
 }

@@ -2,7 +2,8 @@
 //!
 //! The workspace is local (files and commands confined to `--workspace`). The answer streams to
 //! stdout; tool activity goes to stderr (`→ Read src/main.rs`, `✓ …`, `✗ …: why`), thoughts
-//! only with `--show-thinking`. Permission questions go to the terminal when there is one,
+//! only with `--show-thinking`. While the model server reads a long prompt (llama.cpp tells how
+//! far it got), stderr shows how far. Permission questions go to the terminal when there is one,
 //! unless `--approve` decides. The first Ctrl-C cancels the turn, a second one quits at once.
 //!
 //! Exit codes: 0 when the model finished its answer, 1 on failure (the model server is down…),
@@ -154,6 +155,8 @@ pub fn run(cli: &Cli, args: &AskArgs) -> anyhow::Result<u8> {
 /// Shows a turn in the terminal: the answer on stdout, the rest on stderr.
 struct TerminalEvents {
     show_thinking: bool,
+    /// Stderr is a terminal: the prompt's progress is rewritten in place.
+    live_progress: bool,
     style: Style,
     state: Mutex<TerminalState>,
 }
@@ -166,6 +169,8 @@ struct TerminalState {
     answer_line_open: bool,
     /// True when the last thought text did not end a line.
     thought_line_open: bool,
+    /// True while a progress line that ends with no newline is on stderr.
+    progress_line_open: bool,
     cancelling: bool,
     refused_for_want_of_approval: bool,
 }
@@ -192,6 +197,7 @@ impl TerminalEvents {
             && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
         Self {
             show_thinking,
+            live_progress: std::io::stderr().is_terminal(),
             style: Style { color },
             state: Mutex::default(),
         }
@@ -228,6 +234,11 @@ impl TerminalEvents {
 /// Ends the open answer or thought line. Writes to a closed pipe are ignored: the person
 /// stopped reading, the turn goes on.
 fn close_lines(state: &mut TerminalState) {
+    if state.progress_line_open {
+        // Erased: the prompt is read, what follows takes its place.
+        let _ = std::io::stderr().lock().write_all(b"\r\x1b[K");
+        state.progress_line_open = false;
+    }
     if state.answer_line_open {
         let mut stdout = std::io::stdout().lock();
         let _ = stdout.write_all(b"\n");
@@ -298,9 +309,41 @@ impl EventSink for TerminalEvents {
                 let line = self.style.paint("33", &format!("! {description}"));
                 let _ = writeln!(std::io::stderr().lock(), "{line}");
             }
+            TurnEvent::PromptProgress {
+                total,
+                cached,
+                processed,
+            } => {
+                if total.saturating_sub(cached) < MIN_PROGRESS_TOKENS {
+                    return;
+                }
+                let line = self
+                    .style
+                    .paint("2", &progress_line(total, cached, processed));
+                let mut stderr = std::io::stderr().lock();
+                if self.live_progress {
+                    let _ = write!(stderr, "\r\x1b[K{line}");
+                    state.progress_line_open = true;
+                } else {
+                    let _ = writeln!(stderr, "{line}");
+                }
+            }
             _ => {}
         }
     }
+}
+
+/// Prompts with fewer tokens to read than this are read too fast to be worth a progress line.
+const MIN_PROGRESS_TOKENS: u64 = 256;
+
+/// `punie: reading the prompt: 512 of 2013 tokens (13 from the cache)`.
+fn progress_line(total: u64, cached: u64, processed: u64) -> String {
+    let to_read = total.saturating_sub(cached);
+    let read = processed.saturating_sub(cached).min(to_read);
+    let percent = (read * 100).checked_div(to_read).unwrap_or(100);
+    format!(
+        "punie: the model server is reading the prompt: {read} of {to_read} new tokens ({percent}%; {cached} of {total} from its cache)"
+    )
 }
 
 /// Why a tool call failed, in one line.

@@ -244,10 +244,62 @@ pub enum FinishReason {
 /// Token counts reported by the server.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct Usage {
-    /// Tokens in the prompt.
+    /// Tokens in the prompt, the cached ones included.
     pub prompt_tokens: u64,
     /// Tokens generated.
     pub completion_tokens: u64,
+    /// Prompt tokens the server took from its prompt cache instead of reading them again, when
+    /// it says: `usage.prompt_tokens_details.cached_tokens` (OpenAI, vLLM, llama.cpp), else
+    /// llama.cpp's `timings.cache_n`.
+    pub cached_tokens: Option<u64>,
+    /// What llama.cpp measured itself (`timings` on its last event), when it sent them.
+    pub timings: Option<ServerTimings>,
+}
+
+/// llama.cpp's own measure of one request (the `timings` object of its last event).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct ServerTimings {
+    /// Prompt tokens the server read (`prompt_n`): the prompt less what came from the cache.
+    pub prompt_read: u64,
+    /// Prompt tokens taken from the cache (`cache_n`).
+    pub prompt_cached: u64,
+    /// The time spent reading those `prompt_read` tokens (`prompt_ms`).
+    pub prompt_time: Duration,
+    /// Tokens generated (`predicted_n`).
+    pub generated: u64,
+    /// The time spent generating them (`predicted_ms`).
+    pub generation_time: Duration,
+}
+
+impl ServerTimings {
+    /// Prompt tokens read per second (llama.cpp's `prompt_per_second`); `None` when nothing
+    /// was read.
+    pub fn prompt_per_second(&self) -> Option<f64> {
+        per_second(self.prompt_read, self.prompt_time)
+    }
+
+    /// Tokens generated per second (llama.cpp's `predicted_per_second`).
+    pub fn generation_per_second(&self) -> Option<f64> {
+        per_second(self.generated, self.generation_time)
+    }
+}
+
+fn per_second(tokens: u64, time: Duration) -> Option<f64> {
+    (tokens > 0 && !time.is_zero()).then(|| tokens as f64 / time.as_secs_f64())
+}
+
+/// How far a server has read a long prompt (llama.cpp streams this when asked with
+/// `return_progress`, before the first token).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PromptProgress {
+    /// Tokens in the prompt.
+    pub total: u64,
+    /// Of those, taken from the cache.
+    pub cached: u64,
+    /// Of those, done so far (the cached ones included).
+    pub processed: u64,
+    /// Since the server began reading.
+    pub elapsed: Duration,
 }
 
 /// What the model stream yields, in order.
@@ -265,6 +317,12 @@ pub enum ModelEvent {
     ToolCall(ToolCall),
     /// Token usage, when the server reports it.
     Usage(Usage),
+    /// How far the server has read the prompt; only before the answer starts, and only from
+    /// servers that tell (llama.cpp).
+    PromptProgress(PromptProgress),
+    /// The next [`ModelEvent::ToolCall`] was read from the answer's text, written in this shape
+    /// (`bare_json`, `fenced_json`, `tool_call` tags…), not sent as a structured call.
+    RecoveredCall(&'static str),
     /// The end of the answer.
     Finished(FinishReason),
 }

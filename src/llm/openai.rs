@@ -178,6 +178,14 @@ impl OpenAiModel {
         Ok(self.model_list().await?.ids.clone())
     }
 
+    /// Whether the model list already fetched (never fetched for this) says the server is
+    /// llama.cpp's, which streams its progress through a long prompt when asked.
+    fn known_llama_cpp(&self) -> bool {
+        lock(&self.models)
+            .as_ref()
+            .is_some_and(|(_, list)| wire::lists_llama_cpp(&list.value))
+    }
+
     /// The model list, asked without waiting long for a server that is not answering (nobody
     /// would be told why nothing happens).
     async fn model_list(&self) -> Result<Arc<ModelList>, LlmError> {
@@ -316,11 +324,14 @@ impl OpenAiModel {
         };
         loop {
             let text_tools = !request.tools.is_empty() && self.uses_text_tool_calls();
-            let body = if text_tools {
+            let mut body = if text_tools {
                 wire::request_body(&model, &prompted_request(&request))
             } else {
                 wire::request_body(&model, &request)
             };
+            if self.known_llama_cpp() {
+                wire::ask_for_progress(&mut body);
+            }
             debug!(
                 url = %self.endpoint.url(),
                 model = %model,

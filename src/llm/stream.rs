@@ -20,7 +20,9 @@ use super::assemble::ToolCallAssembler;
 use super::error::deepest_cause;
 use super::sse::{SseDecoder, SseEvent, SseTooLong};
 use super::wire::{self, ChunkWire};
-use super::{FinishReason, Limits, LlmError, ModelEvent, ModelStream, Timeouts, Usage};
+use super::{
+    FinishReason, Limits, LlmError, ModelEvent, ModelStream, ServerTimings, Timeouts, Usage,
+};
 
 /// How much of a stream's start is kept, to read or show when it is not an event stream.
 const HEAD_BYTES: usize = 64 * 1024;
@@ -81,6 +83,8 @@ struct ChunkState {
     assembler: ToolCallAssembler,
     finish_reason: Option<String>,
     usage: Option<Usage>,
+    /// llama.cpp's `timings`, the last ones sent.
+    timings: Option<ServerTimings>,
 }
 
 impl ChunkState {
@@ -94,6 +98,13 @@ impl ChunkState {
         let chunk: ChunkWire = serde_json::from_value(value)
             .map_err(|error| format!("an unexpected chunk ({error})"))?;
         let mut progress = Progress::default();
+        if let Some(read) = chunk.prompt_progress.and_then(|wire| wire.into_progress()) {
+            // Not meaningful: the wait for the first token goes on under its own deadline.
+            events.push_back(ModelEvent::PromptProgress(read));
+        }
+        if let Some(timings) = chunk.timings.and_then(|wire| wire.into_timings()) {
+            self.timings = Some(timings);
+        }
         for choice in chunk.choices {
             // Punie asks for one choice; a server adding others must not mix them in.
             if choice.index.is_some_and(|index| index != 0) {
@@ -131,7 +142,7 @@ impl ChunkState {
         let calls = std::mem::take(&mut self.assembler).finish();
         let has_calls = !calls.is_empty();
         events.extend(calls.into_iter().map(ModelEvent::ToolCall));
-        if let Some(usage) = self.usage.take() {
+        if let Some(usage) = with_timings(self.usage.take(), self.timings.take()) {
             events.push_back(ModelEvent::Usage(usage));
         }
         let reason = match self.finish_reason.take().as_deref() {
@@ -144,6 +155,28 @@ impl ChunkState {
             Some(other) => FinishReason::Other(other.to_owned()),
         };
         events.push_back(ModelEvent::Finished(reason));
+    }
+}
+
+/// The usage to report: the server's `usage` with llama.cpp's `timings` added (its `cache_n`
+/// standing in for `cached_tokens` when `usage` did not say), or, from a server that sent only
+/// `timings` (llama.cpp without `stream_options`), the usage they tell.
+fn with_timings(usage: Option<Usage>, timings: Option<ServerTimings>) -> Option<Usage> {
+    match (usage, timings) {
+        (Some(mut usage), timings) => {
+            usage.timings = timings;
+            usage.cached_tokens = usage
+                .cached_tokens
+                .or(timings.map(|timings| timings.prompt_cached));
+            Some(usage)
+        }
+        (None, Some(timings)) => Some(Usage {
+            prompt_tokens: timings.prompt_read + timings.prompt_cached,
+            completion_tokens: timings.generated,
+            cached_tokens: Some(timings.prompt_cached),
+            timings: Some(timings),
+        }),
+        (None, None) => None,
     }
 }
 
@@ -436,6 +469,8 @@ pub(super) fn replay_with(reads: &[&[u8]], limits: Limits) -> Vec<Result<ModelEv
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     fn events_of(body: &str) -> Vec<Result<ModelEvent, String>> {
@@ -443,6 +478,109 @@ mod tests {
             .into_iter()
             .map(|item| item.map_err(|error| error.to_string()))
             .collect()
+    }
+
+    fn http_body(fixture: &str) -> &str {
+        fixture.split_once("\r\n\r\n").expect("http fixture").1
+    }
+
+    fn usage_in(events: &[Result<ModelEvent, String>]) -> Usage {
+        events
+            .iter()
+            .find_map(|event| match event {
+                Ok(ModelEvent::Usage(usage)) => Some(*usage),
+                _ => None,
+            })
+            .expect("a usage event")
+    }
+
+    #[test]
+    fn llama_cpp_timings_and_cached_tokens_are_read() {
+        // Recorded from llama-server: usage with `prompt_tokens_details` and `timings` on the
+        // last chunk.
+        let events = events_of(http_body(include_str!(
+            "../../tests/fixtures/llama.cpp/20_chat_stream_usage_stop.http"
+        )));
+        let usage = usage_in(&events);
+        assert_eq!((usage.prompt_tokens, usage.completion_tokens), (31, 13));
+        assert_eq!(usage.cached_tokens, Some(30));
+        let timings = usage.timings.expect("timings");
+        assert_eq!((timings.prompt_read, timings.prompt_cached), (1, 30));
+        assert_eq!(timings.prompt_time, Duration::from_micros(3_002));
+        assert_eq!(timings.generated, 13);
+        assert_eq!(timings.generation_time, Duration::from_micros(198_573));
+        // 13 tokens in 198.573 ms (llama.cpp's own `predicted_per_second`, 60.43, divides by
+        // one token less).
+        let rate = timings.generation_per_second().unwrap();
+        assert!((rate - 65.467).abs() < 0.01, "{rate}");
+        let rate = timings.prompt_per_second().unwrap();
+        assert!((rate - 333.111).abs() < 0.01, "{rate}");
+
+        // Without `stream_options` llama.cpp sends no usage, only `timings`: the usage they tell.
+        let events = events_of(http_body(include_str!(
+            "../../tests/fixtures/llama.cpp/22_chat_stream_without_stream_options.http"
+        )));
+        let usage = usage_in(&events);
+        assert_eq!((usage.prompt_tokens, usage.completion_tokens), (31, 13));
+        assert_eq!(usage.cached_tokens, Some(30));
+    }
+
+    #[test]
+    fn openai_cached_tokens_without_timings() {
+        let events = events_of(
+            "data: {\"choices\":[{\"delta\":{\"content\":\"hi\"},\"finish_reason\":\"stop\"}]}\n\n\
+             data: {\"choices\":[],\"usage\":{\"prompt_tokens\":2006,\"completion_tokens\":300,\"prompt_tokens_details\":{\"cached_tokens\":1920}}}\n\n\
+             data: [DONE]\n\n",
+        );
+        let usage = usage_in(&events);
+        assert_eq!(usage.cached_tokens, Some(1920));
+        assert_eq!(usage.timings, None);
+    }
+
+    #[test]
+    fn prompt_progress_comes_as_events_and_does_not_start_the_answer() {
+        // The shape llama.cpp streams with `return_progress` (server-task.cpp): an empty
+        // assistant delta carrying `prompt_progress`, once before the prompt and after each batch.
+        let progress = |processed: u64| {
+            format!(
+                "data: {{\"choices\":[{{\"finish_reason\":null,\"index\":0,\"delta\":{{\"role\":\"assistant\",\"content\":null}}}}],\"object\":\"chat.completion.chunk\",\"prompt_progress\":{{\"total\":2013,\"cache\":13,\"processed\":{processed},\"time_ms\":{processed}.5}}}}\n\n"
+            )
+        };
+        let body = format!(
+            "{}{}data: {{\"choices\":[{{\"delta\":{{\"content\":\"Hi\"}},\"finish_reason\":\"stop\"}}]}}\n\ndata: [DONE]\n\n",
+            progress(13),
+            progress(2013)
+        );
+        let events = events_of(&body);
+        assert_eq!(
+            events[..3],
+            [
+                Ok(ModelEvent::PromptProgress(crate::llm::PromptProgress {
+                    total: 2013,
+                    cached: 13,
+                    processed: 13,
+                    elapsed: Duration::from_micros(13_500),
+                })),
+                Ok(ModelEvent::PromptProgress(crate::llm::PromptProgress {
+                    total: 2013,
+                    cached: 13,
+                    processed: 2013,
+                    elapsed: Duration::from_micros(2_013_500),
+                })),
+                Ok(ModelEvent::Text("Hi".into())),
+            ]
+        );
+
+        // Progress alone is no first token: the first-byte deadline still holds.
+        let mut reader = StreamReader::new(
+            "http://x/v1".into(),
+            stream::empty().boxed(),
+            Instant::now(),
+            Timeouts::default(),
+            Limits::default(),
+        );
+        reader.absorb_read(progress(13).as_bytes());
+        assert!(!reader.started);
     }
 
     #[test]

@@ -11,7 +11,7 @@ use serde_json::{Map, Value, json};
 
 use super::assemble::ToolCallDelta;
 use super::error::is_context_overflow_message;
-use super::{ChatRequest, Message, ToolCall, Usage};
+use super::{ChatRequest, Message, PromptProgress, ServerTimings, ToolCall, Usage};
 
 /// The body of `POST /chat/completions` for `request`, streaming, with usage reporting.
 pub(crate) fn request_body(model: &str, request: &ChatRequest) -> Value {
@@ -53,6 +53,26 @@ pub(crate) fn request_body(model: &str, request: &ChatRequest) -> Value {
     body.insert("stream".into(), json!(true));
     body.insert("stream_options".into(), json!({ "include_usage": true }));
     Value::Object(body)
+}
+
+/// Asks for llama.cpp's prompt progress in `body` (a [`request_body`]): chunks with
+/// `prompt_progress` while a long prompt is read. Only for llama.cpp: other servers may refuse
+/// a field they do not know (OpenAI's API does).
+pub(crate) fn ask_for_progress(body: &mut Value) {
+    if let Some(body) = body.as_object_mut() {
+        body.insert("return_progress".into(), json!(true));
+    }
+}
+
+/// Whether a `GET /models` answer comes from llama.cpp's server (`owned_by: "llamacpp"`).
+pub(crate) fn lists_llama_cpp(models: &Value) -> bool {
+    models
+        .get("data")
+        .and_then(Value::as_array)
+        .is_some_and(|data| {
+            data.iter()
+                .any(|model| model.get("owned_by").and_then(Value::as_str) == Some("llamacpp"))
+        })
 }
 
 fn message_json(message: &Message) -> Value {
@@ -113,6 +133,10 @@ pub(crate) struct ChunkWire {
     #[serde(deserialize_with = "null_as_default")]
     pub choices: Vec<ChoiceWire>,
     pub usage: Option<UsageWire>,
+    /// llama.cpp's own measure of the request, on its last event.
+    pub timings: Option<TimingsWire>,
+    /// llama.cpp's progress through the prompt (asked with `return_progress`).
+    pub prompt_progress: Option<ProgressWire>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -187,6 +211,13 @@ impl ToolCallWire {
 pub(crate) struct UsageWire {
     pub prompt_tokens: Option<u64>,
     pub completion_tokens: Option<u64>,
+    pub prompt_tokens_details: Option<PromptDetailsWire>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(crate) struct PromptDetailsWire {
+    pub cached_tokens: Option<u64>,
 }
 
 impl From<UsageWire> for Usage {
@@ -194,7 +225,66 @@ impl From<UsageWire> for Usage {
         Usage {
             prompt_tokens: wire.prompt_tokens.unwrap_or(0),
             completion_tokens: wire.completion_tokens.unwrap_or(0),
+            cached_tokens: wire.prompt_tokens_details.and_then(|d| d.cached_tokens),
+            timings: None,
         }
+    }
+}
+
+/// llama.cpp's `timings`: counts, and times in milliseconds (fractions of one).
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(crate) struct TimingsWire {
+    pub prompt_n: Option<u64>,
+    pub cache_n: Option<u64>,
+    pub prompt_ms: Option<f64>,
+    pub predicted_n: Option<u64>,
+    pub predicted_ms: Option<f64>,
+}
+
+/// Milliseconds as a duration; nonsense (negative, NaN, endless) is none.
+fn millis(ms: Option<f64>) -> std::time::Duration {
+    ms.filter(|ms| ms.is_finite() && *ms >= 0.0)
+        .and_then(|ms| std::time::Duration::try_from_secs_f64(ms / 1000.0).ok())
+        .unwrap_or_default()
+}
+
+impl TimingsWire {
+    /// The timings, when they say anything about the prompt or the answer.
+    pub fn into_timings(self) -> Option<ServerTimings> {
+        if self.prompt_n.is_none() && self.cache_n.is_none() && self.predicted_n.is_none() {
+            return None;
+        }
+        Some(ServerTimings {
+            prompt_read: self.prompt_n.unwrap_or(0),
+            prompt_cached: self.cache_n.unwrap_or(0),
+            prompt_time: millis(self.prompt_ms),
+            generated: self.predicted_n.unwrap_or(0),
+            generation_time: millis(self.predicted_ms),
+        })
+    }
+}
+
+/// llama.cpp's `prompt_progress`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(crate) struct ProgressWire {
+    pub total: Option<u64>,
+    pub cache: Option<u64>,
+    pub processed: Option<u64>,
+    pub time_ms: Option<f64>,
+}
+
+impl ProgressWire {
+    /// The progress, when it has a total.
+    pub fn into_progress(self) -> Option<PromptProgress> {
+        let total = self.total.filter(|total| *total > 0)?;
+        Some(PromptProgress {
+            total,
+            cached: self.cache.unwrap_or(0).min(total),
+            processed: self.processed.unwrap_or(0).min(total),
+            elapsed: millis(self.time_ms),
+        })
     }
 }
 
@@ -500,9 +590,11 @@ mod tests {
             Usage::from(chunk.usage.unwrap()),
             Usage {
                 prompt_tokens: 3,
-                completion_tokens: 4
+                completion_tokens: 4,
+                ..Usage::default()
             }
         );
+        assert!(chunk.timings.unwrap().into_timings().is_none());
 
         let chunk: ChunkWire = serde_json::from_str(
             r#"{"choices":[{"delta":{"role":"assistant","content":null,"reasoning":"hmm","tool_calls":[{"id":12345,"function":{"name":"f","arguments":{"a":1}}}]},"finish_reason":null,"logprobs":null}]}"#,

@@ -205,6 +205,9 @@ struct ModelRow {
     tokens_per_second: String,
     prompt_tokens: u64,
     completion_tokens: u64,
+    cached_tokens: String,
+    prompt_tokens_per_second: String,
+    server_tokens_per_second: String,
 }
 
 #[derive(Serialize)]
@@ -346,8 +349,17 @@ fn span_tooltip(span: &Span) -> String {
             ", {prompt} prompt + {completion} completion tokens"
         ));
     }
+    if let Some(cached) = span.cached_tokens {
+        text.push_str(&format!(", {cached} prompt tokens from the server's cache"));
+    }
     if let Some(rate) = span.tokens_per_second {
         text.push_str(&format!(", {rate:.1} tokens/s"));
+    }
+    if let Some(rate) = span.prompt_tokens_per_second {
+        text.push_str(&format!(", prompt read at {rate:.1} tokens/s"));
+    }
+    if let Some(rate) = span.server_tokens_per_second {
+        text.push_str(&format!(", {rate:.1} tokens/s by the server's clock"));
     }
     text
 }
@@ -567,6 +579,35 @@ impl<'a> Page<'a> {
                 label: "Tokens per second",
                 value: rate(totals.tokens_per_second),
             },
+            Card {
+                label: "Prompt tokens from the server's cache",
+                value: format!(
+                    "{} ({})",
+                    totals.cached_tokens,
+                    percent(totals.cached_tokens as f64, totals.prompt_tokens as f64)
+                ),
+            },
+            Card {
+                label: "Prompt read, tokens per second (server)",
+                value: rate(totals.prompt_tokens_per_second),
+            },
+            Card {
+                label: "Generation, tokens per second (server)",
+                value: rate(totals.server_tokens_per_second),
+            },
+            Card {
+                label: "Tool calls read from text, by shape",
+                value: if totals.recovered_calls.is_empty() {
+                    "none".to_owned()
+                } else {
+                    totals
+                        .recovered_calls
+                        .iter()
+                        .map(|(shape, count)| format!("{shape} {count}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                },
+            },
         ];
         let whole = report.split.turn_ms;
         let mut x = 0.0;
@@ -658,6 +699,13 @@ impl<'a> Page<'a> {
                 tokens_per_second: rate(m.tokens_per_second),
                 prompt_tokens: m.prompt_tokens,
                 completion_tokens: m.completion_tokens,
+                cached_tokens: format!(
+                    "{} ({})",
+                    m.cached_tokens,
+                    percent(m.cached_tokens as f64, m.prompt_tokens as f64)
+                ),
+                prompt_tokens_per_second: rate(m.prompt_tokens_per_second),
+                server_tokens_per_second: rate(m.server_tokens_per_second),
             })
             .collect();
         let mut notes = Vec::new();

@@ -6,6 +6,8 @@
 //! files are written in `files.rs` ([`PerfReport::write_to`]); they depend on these types, never
 //! the other way round.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 /// The `format` field of every report this version writes.
@@ -74,6 +76,22 @@ pub struct Totals {
     /// Completion tokens per second of generation (after the first token), over the requests
     /// that reported usage.
     pub tokens_per_second: Option<f64>,
+    /// Prompt tokens the servers took from their prompt cache (of `prompt_tokens`), over the
+    /// requests that said.
+    #[serde(default)]
+    pub cached_tokens: u64,
+    /// Prompt tokens read per second, as the servers measured it (llama.cpp's `timings`),
+    /// over the requests that said.
+    #[serde(default)]
+    pub prompt_tokens_per_second: Option<f64>,
+    /// Completion tokens per second of generation as the servers measured it (llama.cpp's
+    /// `timings`), over the requests that said.
+    #[serde(default)]
+    pub server_tokens_per_second: Option<f64>,
+    /// Tool calls read from the answers' text rather than sent structured, by the shape they
+    /// were written in (`bare_json`, `fenced_json`, `tool_call_tag`…).
+    #[serde(default)]
+    pub recovered_calls: BTreeMap<String, u64>,
     /// Raw samples dropped to stay within [`Limits`] (their counts and durations are still in
     /// every total and table).
     pub dropped_events: u64,
@@ -146,6 +164,15 @@ pub struct ModelStats {
     pub completion_tokens: u64,
     /// Completion tokens per second of generation, over the requests that reported usage.
     pub tokens_per_second: Option<f64>,
+    /// Prompt tokens taken from the server's cache.
+    #[serde(default)]
+    pub cached_tokens: u64,
+    /// Prompt tokens read per second, as the server measured it.
+    #[serde(default)]
+    pub prompt_tokens_per_second: Option<f64>,
+    /// Completion tokens per second of generation, as the server measured it.
+    #[serde(default)]
+    pub server_tokens_per_second: Option<f64>,
 }
 
 /// One tool (on one provider).
@@ -221,6 +248,9 @@ pub struct TurnReport {
     pub completion_tokens: u64,
     /// Completion tokens per second of generation, when usage was reported.
     pub tokens_per_second: Option<f64>,
+    /// Prompt tokens the server took from its cache, over the requests that said.
+    #[serde(default)]
+    pub cached_tokens: u64,
     /// What happened in it, in order of start.
     pub spans: Vec<Span>,
     /// False when some of its spans were dropped to stay within [`Limits`].
@@ -266,6 +296,15 @@ pub struct Span {
     pub completion_tokens: Option<u64>,
     /// For a model request: completion tokens per second of generation.
     pub tokens_per_second: Option<f64>,
+    /// For a model request: prompt tokens the server took from its cache, when it said.
+    #[serde(default)]
+    pub cached_tokens: Option<u64>,
+    /// For a model request: prompt tokens read per second, as the server measured it.
+    #[serde(default)]
+    pub prompt_tokens_per_second: Option<f64>,
+    /// For a model request: completion tokens per second, as the server measured it.
+    #[serde(default)]
+    pub server_tokens_per_second: Option<f64>,
 }
 
 /// The bounds on what the recorder keeps, so a long-running agent does not grow without end.

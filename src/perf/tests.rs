@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::*;
 use crate::agent::{ModelRequestStats, StopReason, ToolCallStats, TurnObserver};
-use crate::llm::Usage;
+use crate::llm::{ServerTimings, Usage};
 
 fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
@@ -20,8 +20,10 @@ fn model(total: u64, ttft: u64, completion: Option<u64>) -> ModelRequestStats {
         usage: completion.map(|c| Usage {
             prompt_tokens: 1000,
             completion_tokens: c,
+            ..Default::default()
         }),
         chunks: 3,
+        recovered_calls: Vec::new(),
         completed: true,
     }
 }
@@ -296,4 +298,76 @@ fn an_empty_report_renders() {
     assert!(html.contains("No turns recorded yet."));
     assert!(html.trim_end().ends_with("</html>"));
     assert_eq!(report.totals.tokens_per_second, None);
+}
+
+/// A request to llama.cpp: `cached` of `prompt` tokens from its cache, the rest read in
+/// `prompt_ms`; 20 tokens generated in 400 ms by its clock.
+fn llama_cpp_request(prompt: u64, cached: u64, prompt_ms: u64) -> ModelRequestStats {
+    let timings = ServerTimings {
+        prompt_read: prompt - cached,
+        prompt_cached: cached,
+        prompt_time: ms(prompt_ms),
+        generated: 20,
+        generation_time: ms(400),
+    };
+    ModelRequestStats {
+        usage: Some(Usage {
+            prompt_tokens: prompt,
+            completion_tokens: 20,
+            cached_tokens: Some(cached),
+            timings: Some(timings),
+        }),
+        ..model(2_000, 1_000, Some(20))
+    }
+}
+
+#[test]
+fn the_servers_cache_and_timings_and_recovered_calls_are_reported() {
+    let perf = PerfRecorder::new();
+    perf.turn_started("s1");
+    // Cold: 2,000 tokens read in 20 s; warm: 40 new tokens in 0.4 s, the rest from the cache.
+    perf.model_request("s1", &llama_cpp_request(2_000, 0, 20_000));
+    perf.model_request(
+        "s1",
+        &ModelRequestStats {
+            recovered_calls: vec!["bare_json", "fenced_json", "bare_json"],
+            ..llama_cpp_request(2_040, 2_000, 400)
+        },
+    );
+    // A server that says nothing of its cache.
+    perf.model_request("s1", &model(100, 10, Some(5)));
+    perf.turn_finished("s1", Some(StopReason::EndTurn), ms(10_000));
+    let report = perf.snapshot();
+
+    let totals = &report.totals;
+    assert_eq!(totals.prompt_tokens, 5_040);
+    assert_eq!(totals.cached_tokens, 2_000);
+    // (2,000 + 40) tokens read in 20.4 s by the server's clock.
+    assert_eq!(totals.prompt_tokens_per_second, Some(100.0));
+    // 40 tokens in 0.8 s by the server's clock, whatever Punie's clock said.
+    assert_eq!(totals.server_tokens_per_second, Some(50.0));
+    assert_eq!(
+        totals.recovered_calls,
+        [("bare_json".to_owned(), 2), ("fenced_json".to_owned(), 1)].into()
+    );
+    let model = &report.models[0];
+    assert_eq!(model.cached_tokens, 2_000);
+    assert_eq!(model.prompt_tokens_per_second, Some(100.0));
+
+    let turn = &report.sessions[0].turns[0];
+    assert_eq!(turn.cached_tokens, 2_000);
+    let spans: Vec<_> = turn.spans.iter().collect();
+    assert_eq!(spans[0].cached_tokens, Some(0));
+    assert_eq!(spans[0].prompt_tokens_per_second, Some(100.0));
+    assert_eq!(spans[1].cached_tokens, Some(2_000));
+    assert_eq!(spans[1].prompt_tokens_per_second, Some(100.0));
+    assert_eq!(spans[1].server_tokens_per_second, Some(50.0));
+    assert_eq!(spans[2].cached_tokens, None);
+    assert_eq!(spans[2].prompt_tokens_per_second, None);
+
+    let html = report.to_html();
+    assert!(html.contains("2000 (40%)"), "the cache share is shown");
+    assert!(html.contains("bare_json 2, fenced_json 1"));
+    let back = PerfReport::from_json(&report.to_json()).unwrap();
+    assert_eq!(back, report);
 }

@@ -298,3 +298,46 @@ async fn a_config_file_entry_picked_by_name_sets_server_and_sampling() {
         "{stderr}"
     );
 }
+
+/// llama.cpp's chunk while it reads a prompt asked with `return_progress` (server-task.cpp).
+fn prompt_progress(total: u64, cache: u64, processed: u64) -> serde_json::Value {
+    json!({
+        "choices": [{"finish_reason": null, "index": 0, "delta": {"role": "assistant", "content": null}}],
+        "object": "chat.completion.chunk",
+        "prompt_progress": {"total": total, "cache": cache, "processed": processed, "time_ms": 12.5},
+    })
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_long_prompt_shows_llama_cpps_progress_on_stderr() {
+    let server = FakeModelServer::start().await;
+    // The model list llama-server sent: it says who the server is.
+    server.set_models_reply(Reply::fixture(crate::support::fixture!(
+        "llama.cpp/01_models.http"
+    )));
+    server.push(Reply::sse_events(vec![
+        prompt_progress(2013, 13, 13),
+        prompt_progress(2013, 13, 1037),
+        prompt_progress(2013, 13, 2013),
+        json!({"choices": [{"index": 0, "delta": {"content": "Hello."}, "finish_reason": "stop"}]}),
+    ]));
+    let ask = Ask::new();
+    let (code, stdout, stderr) = ask.run(&server.spec_for("models/tiny.gguf"), &["hi"]).await;
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(stdout.trim(), "Hello.");
+    for line in [
+        "reading the prompt: 0 of 2000 new tokens (0%; 13 of 2013 from its cache)",
+        "reading the prompt: 1024 of 2000 new tokens (51%; 13 of 2013 from its cache)",
+        "reading the prompt: 2000 of 2000 new tokens (100%; 13 of 2013 from its cache)",
+    ] {
+        assert!(stderr.contains(line), "no {line:?} in {stderr}");
+    }
+    assert_eq!(server.requests()[0]["return_progress"], true);
+
+    // A server that is not llama.cpp is not sent the field.
+    let other = FakeModelServer::start().await;
+    other.push(Reply::text("Hello."));
+    let (code, _, stderr) = ask.run(&other.spec_for(FAKE_MODEL), &["hi"]).await;
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(other.requests()[0].get("return_progress").is_none());
+}

@@ -37,6 +37,7 @@ mod mcp;
 mod perf_acp;
 mod perf_browser;
 mod perf_modes;
+mod prompt_cache;
 mod sandbox;
 mod sandbox_scopes;
 mod serve;

@@ -48,6 +48,7 @@ fn usage(prompt: u64, completion: u64) -> ModelEvent {
     ModelEvent::Usage(Usage {
         prompt_tokens: prompt,
         completion_tokens: completion,
+        ..Default::default()
     })
 }
 

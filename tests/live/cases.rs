@@ -18,9 +18,17 @@ use crate::server::{LlamaServer, MODEL_ALIAS};
 /// until then `reads_a_file_it_needs` prints "known failure: …" instead of failing.
 pub const READS_A_FILE_IT_NEEDS_PASSES: bool = false;
 
-/// Flip to `true` once the perf report carries llama-server's `timings` (cached prompt tokens):
-/// until then `perf_report_has_server_timings` prints "known failure: …" for that part.
-pub const PERF_REPORT_HAS_CACHED_TOKENS: bool = false;
+/// The perf report carries llama-server's `timings` (cached prompt tokens, the server's
+/// tokens/s): `perf_report_has_server_timings` asserts them.
+pub const PERF_REPORT_HAS_CACHED_TOKENS: bool = true;
+
+/// Model requests of the prompt-cache case, and the share of their prompt tokens (after the
+/// first) that must come from llama-server's cache.
+const CACHE_REQUESTS: usize = 10;
+const CACHE_SHARE: f64 = 0.9;
+/// Tokens per answer in the prompt-cache case: the prompt is what is measured, and generation
+/// is what costs (seconds per token on a loaded machine).
+const CACHE_ANSWER_TOKENS: u32 = 8;
 
 /// A turn that reads ~2,000 prompt tokens cold takes 15–35 s here; a hung one takes forever.
 const TURN_WITHIN: Duration = Duration::from_secs(300);
@@ -56,6 +64,10 @@ pub const CASES: &[Case] = &[
     },
     Case {
         name: "perf_report_has_server_timings",
+        needs: Needs::Main,
+    },
+    Case {
+        name: "ten_requests_read_the_prompt_from_the_cache",
         needs: Needs::Main,
     },
     Case {
@@ -99,6 +111,7 @@ pub async fn run(name: &str, live: &Live, main: Option<&LlamaServer>) -> Result<
     match name {
         "a_turn_ends_and_stdout_is_json_rpc" => a_turn_ends(live, main()?).await,
         "perf_report_has_server_timings" => perf_report(live, main()?).await,
+        "ten_requests_read_the_prompt_from_the_cache" => prompt_cache(live, main()?).await,
         "cancel_stops_the_servers_generation" => cancel(live, main()?).await,
         "reads_a_file_it_needs" => reads_a_file(live, main()?).await,
         "doctor_reports_the_servers_model_and_window" => doctor(live, main()?).await,
@@ -166,14 +179,130 @@ async fn perf_report(live: &Live, server: &LlamaServer) -> Result<(), String> {
     }
     // llama-server says how much of the prompt came from its cache (`timings.cache_n`, or
     // `usage.prompt_tokens_details.cached_tokens`): what tells a user that the prefix is reused.
-    let text = report["json"].to_string();
+    // Recorded per request (a number, not null), whether or not a case before this one warmed
+    // the cache: run alone, the first prompt is cold and its cached count is 0.
+    let spans = model_spans(&report["json"], &session_of(&report["json"]));
+    let recorded = spans.iter().all(|span| span["cached_tokens"].is_u64()) && !spans.is_empty();
+    let cached = model["cached_tokens"].as_u64().unwrap_or(0);
+    let server_rate = model["server_tokens_per_second"].as_f64();
+    eprintln!(
+        "live:   perf report: {cached} cached prompt tokens, the server's {:?} prompt tokens/s, {server_rate:?} tokens/s",
+        model["prompt_tokens_per_second"].as_f64()
+    );
     known(
         PERF_REPORT_HAS_CACHED_TOKENS,
-        "the perf report records no cached prompt tokens (llama-server's timings.cache_n) \
-         nor the server's prompt tokens/s: Punie reads only usage.prompt_tokens and \
-         usage.completion_tokens, and computes generation tokens/s from its own clock",
-        text.contains("cache"),
+        &format!(
+            "the perf report records no cached prompt tokens (llama-server's timings.cache_n) \
+             or no generation tokens/s by the server's clock: {model}"
+        ),
+        recorded && cached <= prompt_tokens && server_rate.is_some_and(|r| r > 0.0),
     )
+}
+
+/// Ten model requests in one session (prompts one after another, each answer cut short), then
+/// the share of their prompt tokens that llama-server took from its cache, as the perf report
+/// recorded it from the server's `timings`: after the first request, only what the previous
+/// request did not have (its answer and the new prompt) should need reading.
+async fn prompt_cache(live: &Live, server: &LlamaServer) -> Result<(), String> {
+    let env = [("PUNIE_PERF", "1")];
+    let options = punie_options(live, server, "cache", CACHE_ANSWER_TOKENS, &env)?;
+    let prompts = [
+        "What files are in this project?",
+        "Read notes/codeword.txt.",
+        "Say hello.",
+        "What is a prompt cache?",
+        "Name one Rust keyword.",
+    ];
+    let (outcome, record) = with_editor("live", &live.workspace, options, async |cx, _| {
+        let session = new_session(&cx, &live.workspace).await;
+        let mut spans = Vec::new();
+        for turn in 0..CACHE_REQUESTS {
+            let response = timed_prompt(&cx, &session, prompts[turn % prompts.len()]).await?;
+            ended_normally(&response)?;
+            let report = cx
+                .send_request(PerfReportRequest(json!({"format": "json"})))
+                .block_task()
+                .await
+                .map_err(|e| format!("_punie/perf_report failed: {}", describe(&e)))?;
+            spans = model_spans(&report["json"], &session.0);
+            if spans.len() >= CACHE_REQUESTS {
+                break;
+            }
+        }
+        Ok::<_, String>(spans)
+    })
+    .await;
+    let spans = outcome?;
+    stdout_is_json_rpc(&lock(&record))?;
+    if spans.len() < CACHE_REQUESTS {
+        return Err(format!(
+            "{} model requests in {CACHE_REQUESTS} prompts",
+            spans.len()
+        ));
+    }
+    let mut prompt = 0;
+    let mut cached = 0;
+    for (n, span) in spans.iter().enumerate() {
+        let tokens = span["prompt_tokens"].as_u64();
+        let from_cache = span["cached_tokens"].as_u64();
+        eprintln!(
+            "live:   request {}: {tokens:?} prompt tokens, {from_cache:?} from the cache, read at {:?} tokens/s",
+            n + 1,
+            span["prompt_tokens_per_second"].as_f64()
+        );
+        let (Some(tokens), Some(from_cache)) = (tokens, from_cache) else {
+            return Err(format!(
+                "request {} has no prompt or cached tokens in the perf report: {span}",
+                n + 1
+            ));
+        };
+        if n > 0 {
+            prompt += tokens;
+            cached += from_cache;
+        }
+    }
+    let share = cached as f64 / prompt.max(1) as f64;
+    eprintln!(
+        "live:   requests 2-{}: {cached} of {prompt} prompt tokens from the cache ({:.1}%)",
+        spans.len(),
+        share * 100.0
+    );
+    if share < CACHE_SHARE {
+        return Err(format!(
+            "only {:.1}% of the prompt tokens after the first request came from llama-server's \
+             cache ({cached} of {prompt}); at least {:.0}% should: the prompt's prefix changed \
+             between requests",
+            share * 100.0,
+            CACHE_SHARE * 100.0
+        ));
+    }
+    Ok(())
+}
+
+/// The id of the first session in a perf report.
+fn session_of(report: &Value) -> String {
+    report["sessions"][0]["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// The model-request spans of `session` in a perf report, in the order they ran.
+fn model_spans(report: &Value, session: &str) -> Vec<Value> {
+    let mut spans = Vec::new();
+    for recorded in report["sessions"].as_array().into_iter().flatten() {
+        if recorded["id"] != session {
+            continue;
+        }
+        for turn in recorded["turns"].as_array().into_iter().flatten() {
+            for span in turn["spans"].as_array().into_iter().flatten() {
+                if span["kind"] == "model" {
+                    spans.push(span.clone());
+                }
+            }
+        }
+    }
+    spans
 }
 
 async fn cancel(live: &Live, server: &LlamaServer) -> Result<(), String> {

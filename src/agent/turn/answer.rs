@@ -79,6 +79,7 @@ impl Turn<'_> {
             total: Duration::ZERO,
             usage: None,
             chunks: 0,
+            recovered_calls: Vec::new(),
             completed: false,
         };
         let result =
@@ -93,7 +94,11 @@ impl Turn<'_> {
             first_token_ms = stats.time_to_first_token.map(|d| d.as_millis() as u64),
             total_ms = stats.total.as_millis() as u64,
             prompt_tokens = stats.usage.map(|u| u.prompt_tokens),
+            cached_tokens = stats.usage.and_then(|u| u.cached_tokens),
+            prompt_per_second = stats.usage.and_then(|u| u.timings?.prompt_per_second()).map(|r| r.round() as u64),
             completion_tokens = stats.usage.map(|u| u.completion_tokens),
+            generation_per_second = stats.usage.and_then(|u| u.timings?.generation_per_second()).map(|r| (r * 10.0).round() / 10.0),
+            recovered_calls = ?stats.recovered_calls,
             tool_calls = answer.tool_calls.len(),
             finish = ?answer.finish,
             completed = stats.completed,
@@ -147,6 +152,15 @@ impl Turn<'_> {
                 return Ok(false);
             };
             let Some(event) = next else { break None };
+            if let Ok(ModelEvent::PromptProgress(read)) = &event {
+                // The server is still reading the prompt: no token yet.
+                self.emit(TurnEvent::PromptProgress {
+                    total: read.total,
+                    cached: read.cached,
+                    processed: read.processed,
+                });
+                continue;
+            }
             stats
                 .time_to_first_token
                 .get_or_insert_with(|| started.elapsed());
@@ -181,6 +195,8 @@ impl Turn<'_> {
                     stats.usage = Some(usage);
                     answer.usage = Some(usage);
                 }
+                ModelEvent::RecoveredCall(shape) => stats.recovered_calls.push(shape),
+                ModelEvent::PromptProgress(_) => {}
                 ModelEvent::Finished(reason) => answer.finish = Some(reason),
             }
         };

@@ -1,4 +1,11 @@
 //! The system prompt.
+//!
+//! Model servers reuse the work done on a prompt's longest unchanged prefix (llama.cpp's KV
+//! cache, vLLM's prefix cache): a prompt that starts the same way every time is read once per
+//! session instead of once per request. So the prompt opens with what never changes (who Punie
+//! is, the guidelines, the tool names in their fixed order), then the configured instructions,
+//! and ends with what differs from one session to the next: the project's path. Nothing in it
+//! depends on the time, the turn or the history.
 
 use super::Turn;
 
@@ -9,7 +16,7 @@ impl Turn<'_> {
         // small context windows cannot afford saying everything twice.
         let tools: Vec<&str> = self.toolset.iter().map(|t| t.name()).collect();
         let mut prompt = format!(
-            "You are Punie, a coding agent working in the project at {root}.\n\
+            "You are Punie, a coding agent working in the user's project.\n\
              You help the user by reading, editing and running code in this project with your tools ({}).\n\
              Guidelines:\n\
              - Use paths relative to the project root. You cannot access files outside it.\n\
@@ -23,6 +30,8 @@ impl Turn<'_> {
             prompt.push_str("\n\n");
             prompt.push_str(extra);
         }
+        // Last, so that sessions in other projects share everything above it.
+        prompt.push_str(&format!("\n\nThe project root is {root}."));
         prompt
     }
 }

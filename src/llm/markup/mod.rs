@@ -105,6 +105,8 @@ pub struct MarkupFilter {
     hint: Option<Arc<LeadingThoughts>>,
     /// Calls read from the text, handed out at the end.
     calls: Vec<(Vec<TextCall>, String)>,
+    /// The shape of each call in `calls`, in order.
+    shapes: Vec<&'static str>,
     /// The server sent structured tool calls in this answer.
     structured_calls: bool,
     /// A call read from the text repeats one read before (a looping model writes the same call
@@ -148,6 +150,7 @@ impl MarkupFilter {
             scanner: Scanner::new(hold_leading, tools),
             hint,
             calls: Vec::new(),
+            shapes: Vec::new(),
             structured_calls: false,
             repeated_call: false,
             usage: None,
@@ -195,6 +198,7 @@ impl MarkupFilter {
                         .into_iter()
                         .map(|(_, raw)| raw)
                         .collect();
+                    self.shapes.clear();
                     if !given_back.is_empty() {
                         debug!("structured tool calls arrived: tool-call markup stays text");
                         out.push(Ok(ModelEvent::Text(given_back)));
@@ -205,6 +209,10 @@ impl MarkupFilter {
                 out.push(Ok(ModelEvent::ToolCall(call)));
             }
             Ok(ModelEvent::Usage(usage)) => self.usage = Some(usage),
+            // Nothing to read in them: passed on as they come.
+            Ok(event @ (ModelEvent::PromptProgress(_) | ModelEvent::RecoveredCall(_))) => {
+                out.push(Ok(event));
+            }
             Ok(ModelEvent::Finished(reason)) => {
                 self.scanner.finish(reason != FinishReason::Length);
                 let has_calls = self.flush(&mut out);
@@ -298,6 +306,7 @@ impl MarkupFilter {
                 }
             }
         }
+        self.shapes.extend(self.scanner.take_shapes());
     }
 
     /// Everything held, the calls read from the text, and the usage; whether there were calls.
@@ -317,7 +326,11 @@ impl MarkupFilter {
                 "tool calls read from the answer's text"
             );
         }
+        let mut shapes = std::mem::take(&mut self.shapes).into_iter();
         for call in calls {
+            if let Some(shape) = shapes.next() {
+                out.push(Ok(ModelEvent::RecoveredCall(shape)));
+            }
             let id = call.id.unwrap_or_else(&mut self.new_id);
             out.push(Ok(ModelEvent::ToolCall(ToolCall {
                 id,

@@ -121,6 +121,8 @@ pub(crate) struct Scanner {
     think_seen: bool,
     leading: Leading,
     out: Vec<Piece>,
+    /// The shape of each call in `out`'s [`Piece::Calls`], in order (for the perf report).
+    shapes: Vec<&'static str>,
 }
 
 impl Scanner {
@@ -141,6 +143,7 @@ impl Scanner {
             think_seen: false,
             leading: Leading::Unknown,
             out: Vec::new(),
+            shapes: Vec::new(),
         }
     }
 
@@ -184,6 +187,12 @@ impl Scanner {
     /// The pieces scanned since the last call.
     pub(crate) fn take(&mut self) -> Vec<Piece> {
         std::mem::take(&mut self.out)
+    }
+
+    /// The shapes of the calls handed out by [`take`](Self::take) so far and not taken yet,
+    /// one per call, in order.
+    pub(crate) fn take_shapes(&mut self) -> Vec<&'static str> {
+        std::mem::take(&mut self.shapes)
     }
 
     /// What this answer showed about how the model starts its answers.
@@ -410,8 +419,9 @@ impl Scanner {
         self.strip_leading = true;
     }
 
-    fn log_calls(&self, shape: &'static str, calls: &[TextCall]) {
+    fn log_calls(&mut self, shape: &'static str, calls: &[TextCall]) {
         for call in calls {
+            self.shapes.push(shape);
             let offered = self
                 .tools
                 .as_ref()

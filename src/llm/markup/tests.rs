@@ -43,7 +43,52 @@ fn run(filter: MarkupFilter, items: Vec<Result<ModelEvent, LlmError>>) -> Vec<Mo
     out.extend(filter.end());
     out.into_iter()
         .map(|item| item.expect("no error"))
+        // How each call was written is checked on its own (`each_call_read_from_text_says_its_shape`).
+        .filter(|event| !matches!(event, ModelEvent::RecoveredCall(_)))
         .collect()
+}
+
+#[test]
+fn each_call_read_from_text_says_its_shape() {
+    let mut filter = MarkupFilter::new(&[read_file()]);
+    let mut out = Vec::new();
+    for chunk in [
+        "<tool_call>{\"name\": \"read_file\", \"arguments\": {\"path\": \"a\"}}</tool_call>",
+        "\n```json\n{\"name\": \"read_file\", \"arguments\": {\"path\": \"b\"}}\n```\n",
+    ] {
+        out.extend(filter.push(Ok(ModelEvent::Text(chunk.to_owned()))));
+    }
+    out.extend(filter.push(Ok(ModelEvent::Finished(FinishReason::Stop))));
+    let order: Vec<String> = out
+        .into_iter()
+        .filter_map(|event| match event.expect("no error") {
+            ModelEvent::RecoveredCall(shape) => Some(shape.to_owned()),
+            ModelEvent::ToolCall(call) => Some(format!("call {}", call.arguments)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        order,
+        [
+            "tool_call_tag",
+            r#"call {"path":"a"}"#,
+            "fenced_json",
+            r#"call {"path":"b"}"#
+        ]
+    );
+
+    // Structured calls give the markup back as text, and its shapes go with it.
+    let mut filter = MarkupFilter::new(&[read_file()]);
+    let mut out = filter.push(Ok(ModelEvent::Text(
+        "<tool_call>{\"name\": \"read_file\", \"arguments\": {}}</tool_call>".into(),
+    )));
+    out.extend(filter.push(Ok(call("c1", "read_file", "{}"))));
+    out.extend(filter.push(Ok(ModelEvent::Finished(FinishReason::ToolCalls))));
+    assert!(
+        !out.iter()
+            .any(|event| matches!(event, Ok(ModelEvent::RecoveredCall(_)))),
+        "{out:?}"
+    );
 }
 
 /// Adjacent text and adjacent thoughts joined: what a reader of the answer sees.
@@ -70,6 +115,7 @@ fn text_events(chunks: &[&str], finish: FinishReason) -> Vec<Result<ModelEvent, 
     items.push(Ok(ModelEvent::Usage(Usage {
         prompt_tokens: 5,
         completion_tokens: 7,
+        ..Default::default()
     })));
     items.push(Ok(ModelEvent::Finished(finish)));
     items
@@ -87,6 +133,7 @@ fn usage() -> ModelEvent {
     ModelEvent::Usage(Usage {
         prompt_tokens: 5,
         completion_tokens: 7,
+        ..Default::default()
     })
 }
 
@@ -276,14 +323,18 @@ fn filter_markup_on_a_stream() {
             .map(Result::unwrap)
             .collect::<Vec<_>>(),
     );
-    assert_eq!(events.len(), 4);
+    assert_eq!(events.len(), 5);
     assert_eq!(events[0], ModelEvent::Thought("a".into()));
-    let ModelEvent::ToolCall(call) = &events[1] else {
+    assert_eq!(
+        events[1],
+        ModelEvent::RecoveredCall("lm_studio_tool_request")
+    );
+    let ModelEvent::ToolCall(call) = &events[2] else {
         panic!("{events:?}");
     };
     assert_eq!(call.name, "read_file");
     assert!(call.id.starts_with("call_"));
-    assert_eq!(events[3], ModelEvent::Finished(FinishReason::ToolCalls));
+    assert_eq!(events[4], ModelEvent::Finished(FinishReason::ToolCalls));
 }
 
 /// Pieces answers are made of, to build arbitrary answers from.

@@ -54,10 +54,22 @@ pub(super) struct ModelStat {
     pub(super) prompt_tokens: u64,
     pub(super) completion_tokens: u64,
     pub(super) gen_us: u64,
+    pub(super) cached_tokens: u64,
+    /// Prompt tokens read (not cached) by requests whose server timed it, and that time.
+    pub(super) prompt_read: u64,
+    pub(super) server_prompt_us: u64,
+    /// Completion tokens of requests whose server timed their generation, and that time.
+    pub(super) server_generated: u64,
+    pub(super) server_gen_us: u64,
 }
 
 impl ModelStat {
     fn merge(&mut self, other: &ModelStat) {
+        self.cached_tokens += other.cached_tokens;
+        self.prompt_read += other.prompt_read;
+        self.server_prompt_us += other.server_prompt_us;
+        self.server_generated += other.server_generated;
+        self.server_gen_us += other.server_gen_us;
         self.requests.merge(&other.requests);
         self.ttft.merge(&other.ttft);
         self.prompt_tokens += other.prompt_tokens;
@@ -80,6 +92,8 @@ pub(super) struct Aggregates<K: Eq + Hash> {
     pub(super) providers: HashMap<K, Stat>,
     pub(super) methods: HashMap<K, Stat>,
     pub(super) waiting: Stat,
+    /// Tool calls read from text, by shape.
+    pub(super) recovered_calls: HashMap<K, u64>,
     pub(super) dropped_events: u64,
     pub(super) dropped_turns: u64,
 }
@@ -98,6 +112,7 @@ impl<K: Eq + Hash> Default for Aggregates<K> {
             providers: HashMap::new(),
             methods: HashMap::new(),
             waiting: Stat::default(),
+            recovered_calls: HashMap::new(),
             dropped_events: 0,
             dropped_turns: 0,
         }
@@ -119,6 +134,19 @@ impl<K: Eq + Hash> Aggregates<K> {
                 if event.completion_tokens != NONE {
                     stat.completion_tokens += u64::from(event.completion_tokens);
                     stat.gen_us += generation_us(event);
+                }
+                let cached = (event.cached_tokens != NONE).then_some(event.cached_tokens);
+                if let Some(cached) = cached {
+                    stat.cached_tokens += u64::from(cached);
+                }
+                if event.server_prompt_us != NONE && event.prompt_tokens != NONE {
+                    let read = event.prompt_tokens.saturating_sub(cached.unwrap_or(0));
+                    stat.prompt_read += u64::from(read);
+                    stat.server_prompt_us += u64::from(event.server_prompt_us);
+                }
+                if event.server_gen_us != NONE && event.completion_tokens != NONE {
+                    stat.server_generated += u64::from(event.completion_tokens);
+                    stat.server_gen_us += u64::from(event.server_gen_us);
                 }
             }
             Kind::Tool => {
@@ -177,6 +205,9 @@ pub(super) fn merge_named(
         into.methods.entry(name(*id)).or_default().merge(stat);
     }
     into.waiting.merge(&from.waiting);
+    for (id, count) in &from.recovered_calls {
+        *into.recovered_calls.entry(name(*id)).or_default() += count;
+    }
     into.dropped_events += from.dropped_events;
     into.dropped_turns += from.dropped_turns;
 }

@@ -117,6 +117,9 @@ impl PerfRecorder {
             detail: NONE,
             prompt_tokens: NONE,
             completion_tokens: NONE,
+            cached_tokens: NONE,
+            server_prompt_us: NONE,
+            server_gen_us: NONE,
             kind,
             ok,
         };
@@ -164,8 +167,27 @@ impl TurnObserver for PerfRecorder {
                 e.detail = u32_or_none(stats.time_to_first_token.map(micros));
                 e.prompt_tokens = u32_or_none(stats.usage.map(|u| u.prompt_tokens));
                 e.completion_tokens = u32_or_none(stats.usage.map(|u| u.completion_tokens));
+                e.cached_tokens = u32_or_none(stats.usage.and_then(|u| u.cached_tokens));
+                let timings = stats.usage.and_then(|u| u.timings);
+                e.server_prompt_us = u32_or_none(
+                    timings
+                        .filter(|t| t.prompt_read > 0)
+                        .map(|t| micros(t.prompt_time)),
+                );
+                e.server_gen_us = u32_or_none(
+                    timings
+                        .filter(|t| t.generated > 0)
+                        .map(|t| micros(t.generation_time)),
+                );
             },
         );
+        if !stats.recovered_calls.is_empty() {
+            let mut shard = self.shard(session);
+            for shape in &stats.recovered_calls {
+                let id = shard.names.id(shape);
+                *shard.stats.recovered_calls.entry(id).or_default() += 1;
+            }
+        }
     }
 
     fn tool_call(&self, session: &str, stats: &ToolCallStats) {

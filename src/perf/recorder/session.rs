@@ -17,7 +17,7 @@ pub(super) enum Kind {
     Waiting,
 }
 
-/// One raw span (40 bytes).
+/// One raw span (48 bytes).
 #[derive(Clone, Copy, Debug)]
 pub(super) struct Event {
     /// Since the recorder's epoch (negative for spans that began before it).
@@ -30,6 +30,12 @@ pub(super) struct Event {
     /// Model: tokens, or NONE.
     pub(super) prompt_tokens: u32,
     pub(super) completion_tokens: u32,
+    /// Model: prompt tokens from the server's cache, or NONE.
+    pub(super) cached_tokens: u32,
+    /// Model: the server's own time reading the uncached prompt, in µs (saturated), or NONE.
+    pub(super) server_prompt_us: u32,
+    /// Model: the server's own generation time in µs (saturated), or NONE.
+    pub(super) server_gen_us: u32,
     pub(super) kind: Kind,
     pub(super) ok: bool,
 }
@@ -50,6 +56,7 @@ pub(super) struct TurnSums {
     pub(super) completion_tokens: u64,
     /// Generation time of the requests that reported completion tokens.
     pub(super) gen_us: u64,
+    pub(super) cached_tokens: u64,
 }
 
 pub(super) fn add_sums(into: &mut TurnSums, sums: &TurnSums) {
@@ -65,6 +72,7 @@ pub(super) fn add_sums(into: &mut TurnSums, sums: &TurnSums) {
     into.prompt_tokens += sums.prompt_tokens;
     into.completion_tokens += sums.completion_tokens;
     into.gen_us += sums.gen_us;
+    into.cached_tokens += sums.cached_tokens;
 }
 
 /// A finished turn as its session keeps it (about 150 bytes).
@@ -113,6 +121,9 @@ impl OpenTurn {
                 if event.completion_tokens != NONE {
                     sums.completion_tokens += u64::from(event.completion_tokens);
                     sums.gen_us += generation_us(event);
+                }
+                if event.cached_tokens != NONE {
+                    sums.cached_tokens += u64::from(event.cached_tokens);
                 }
             }
             Kind::Tool => {

@@ -6,8 +6,8 @@
 //! together keep at most [`MAX_EVENTS`] spans (the least recently active session loses its
 //! oldest first) and at most [`MAX_SESSIONS`] sessions in detail (the least recently active
 //! closed, else idle, session is retired); each shard enforces its sixteenth of the last two.
-//! Counters and histograms cover everything. A span takes 40 bytes and a turn summary about
-//! 150, so the worst case is about 10 MB of spans and 10 MB of turn summaries; a typical
+//! Counters and histograms cover everything. A span takes 48 bytes and a turn summary about
+//! 150, so the worst case is about 12 MB of spans and 10 MB of turn summaries; a typical
 //! session uses a few hundred kilobytes.
 
 use std::collections::HashMap;

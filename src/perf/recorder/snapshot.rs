@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime};
 
-use super::aggregates::{Aggregates, Stat, merge_named, ms, round_ms};
+use super::aggregates::{Aggregates, ModelStat, Stat, merge_named, ms, round_ms};
 use super::session::{Event, Kind, NONE, SessionRecord, TurnSums, generation_us};
 use super::shard::{
     MAX_EVENTS, MAX_EVENTS_PER_SESSION, MAX_SESSIONS, MAX_TURNS_PER_SESSION, Names, Shard, lock,
@@ -95,6 +95,7 @@ fn session_report(id: &str, record: &SessionRecord, names: &Names) -> SessionRep
                 prompt_tokens: turn.sums.prompt_tokens,
                 completion_tokens: turn.sums.completion_tokens,
                 tokens_per_second: tokens_per_second(turn.sums.completion_tokens, turn.sums.gen_us),
+                cached_tokens: turn.sums.cached_tokens,
                 spans,
                 spans_complete: complete,
             }
@@ -137,6 +138,15 @@ fn assemble(
                 prompt_tokens: stat.prompt_tokens,
                 completion_tokens: stat.completion_tokens,
                 tokens_per_second: tokens_per_second(stat.completion_tokens, stat.gen_us),
+                cached_tokens: stat.cached_tokens,
+                prompt_tokens_per_second: tokens_per_second(
+                    stat.prompt_read,
+                    stat.server_prompt_us,
+                ),
+                server_tokens_per_second: tokens_per_second(
+                    stat.server_generated,
+                    stat.server_gen_us,
+                ),
             }
         })
         .collect();
@@ -182,6 +192,7 @@ fn assemble(
         .models
         .values()
         .fold((0, 0), |(t, g), m| (t + m.completion_tokens, g + m.gen_us));
+    let sum = |field: fn(&ModelStat) -> u64| merged.models.values().map(field).sum::<u64>();
     let totals = Totals {
         sessions: merged.sessions,
         sessions_retired: merged.sessions_retired,
@@ -194,6 +205,20 @@ fn assemble(
         prompt_tokens: merged.models.values().map(|m| m.prompt_tokens).sum(),
         completion_tokens: completion,
         tokens_per_second: tokens_per_second(completion, gen_us),
+        cached_tokens: sum(|m| m.cached_tokens),
+        prompt_tokens_per_second: tokens_per_second(
+            sum(|m| m.prompt_read),
+            sum(|m| m.server_prompt_us),
+        ),
+        server_tokens_per_second: tokens_per_second(
+            sum(|m| m.server_generated),
+            sum(|m| m.server_gen_us),
+        ),
+        recovered_calls: merged
+            .recovered_calls
+            .iter()
+            .map(|(shape, count)| (shape.to_string(), *count))
+            .collect(),
         dropped_events: merged.dropped_events,
         dropped_turns: merged.dropped_turns,
     };
@@ -266,6 +291,34 @@ fn span_report(event: &Event, turn_start_us: i64, names: &Names) -> Span {
         },
         tokens_per_second: if model && event.completion_tokens != NONE {
             tokens_per_second(u64::from(event.completion_tokens), generation_us(event))
+        } else {
+            None
+        },
+        cached_tokens: if model {
+            optional(event.cached_tokens)
+        } else {
+            None
+        },
+        prompt_tokens_per_second: if model
+            && event.server_prompt_us != NONE
+            && event.prompt_tokens != NONE
+        {
+            let cached = optional(event.cached_tokens).unwrap_or(0);
+            tokens_per_second(
+                u64::from(event.prompt_tokens).saturating_sub(cached),
+                u64::from(event.server_prompt_us),
+            )
+        } else {
+            None
+        },
+        server_tokens_per_second: if model
+            && event.server_gen_us != NONE
+            && event.completion_tokens != NONE
+        {
+            tokens_per_second(
+                u64::from(event.completion_tokens),
+                u64::from(event.server_gen_us),
+            )
         } else {
             None
         },

@@ -60,5 +60,6 @@ fn usage(prompt_tokens: u64, completion_tokens: u64) -> Option<Usage> {
     Some(Usage {
         prompt_tokens,
         completion_tokens,
+        ..Usage::default()
     })
 }

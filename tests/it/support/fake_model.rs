@@ -57,6 +57,7 @@ struct Shared {
 
 struct RecordedRequest {
     body: Value,
+    raw: Bytes,
     authorization: Option<String>,
 }
 
@@ -167,6 +168,14 @@ impl FakeModelServer {
         lock(&self.shared.requests)
             .iter()
             .map(|request| request.body.clone())
+            .collect()
+    }
+
+    /// The bodies of the chat-completion requests received so far, byte for byte as sent.
+    pub fn raw_requests(&self) -> Vec<Bytes> {
+        lock(&self.shared.requests)
+            .iter()
+            .map(|request| request.raw.clone())
             .collect()
     }
 
@@ -593,8 +602,9 @@ async fn chat_completions(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let body = serde_json::from_slice(&body)
-        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&body).into_owned()));
+    let raw = body;
+    let body = serde_json::from_slice(&raw)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&raw).into_owned()));
     let authorization = headers
         .get(header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok())
@@ -603,6 +613,7 @@ async fn chat_completions(
         let mut requests = lock(&shared.requests);
         requests.push(RecordedRequest {
             body,
+            raw,
             authorization,
         });
         requests.len()

@@ -18,7 +18,8 @@ pub struct Answer {
     pub text: String,
     pub thought: String,
     pub calls: Vec<ToolCall>,
-    /// The last usage the server reported.
+    /// The token counts of the last usage the server reported (its cache and timings are
+    /// checked by the perf suites).
     pub usage: Option<Usage>,
     pub finish: Option<FinishReason>,
 }
@@ -39,7 +40,15 @@ pub async fn collect(mut stream: ModelStream) -> Result<Answer, (Answer, LlmErro
                 answer.thought.push_str(&text);
             }
             Ok(ModelEvent::ToolCall(call)) => answer.calls.push(call),
-            Ok(ModelEvent::Usage(usage)) => answer.usage = Some(usage),
+            Ok(ModelEvent::Usage(usage)) => {
+                answer.usage = Some(Usage {
+                    prompt_tokens: usage.prompt_tokens,
+                    completion_tokens: usage.completion_tokens,
+                    ..Usage::default()
+                })
+            }
+            // How the calls were written and how far the prompt was read: not part of the answer.
+            Ok(ModelEvent::RecoveredCall(_) | ModelEvent::PromptProgress(_)) => {}
             Ok(ModelEvent::Finished(reason)) => answer.finish = Some(reason),
             Ok(other) => panic!("unexpected event {other:?}"),
             Err(error) => {
