@@ -189,6 +189,9 @@ impl ServerProbe {
                     ModelEvent::Thought(text) => answer.reasoning.push_str(&text),
                     ModelEvent::ToolCall(call) => answer.tool_calls.push(call),
                     ModelEvent::Usage(usage) => answer.usage = Some(usage),
+                    // The probe asks for no progress; the shape of a text call is named by
+                    // the doctor from the text itself.
+                    ModelEvent::PromptProgress(_) | ModelEvent::RecoveredCall(_) => {}
                     ModelEvent::Finished(reason) => {
                         answer.finish = Some(reason);
                         break;

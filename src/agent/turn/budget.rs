@@ -368,11 +368,13 @@ mod tests {
         b.observe(Some(Usage {
             prompt_tokens: 1800,
             completion_tokens: 5,
+            ..Usage::default()
         }));
         assert!((b.ratio - 0.8).abs() < 1e-9, "{}", b.ratio);
         b.observe(Some(Usage {
             prompt_tokens: 1001,
             completion_tokens: 5,
+            ..Usage::default()
         }));
         assert_eq!(b.ratio, RATIO_BOUNDS.0);
         b.observe(None);
