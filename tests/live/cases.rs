@@ -318,23 +318,20 @@ async fn cancel(live: &Live, server: &LlamaServer) -> Result<(), String> {
             )],
         ));
         // The model may answer in text or in tool calls (which Punie withholds until they are
-        // whole), so wait for the server itself: generating, past the prompt's prefill.
+        // whole), so wait for the server itself: generating, past the prompt's prefill. On an
+        // idle machine a short tool-call answer takes about a second, so the cancel goes out
+        // at the first decoded token rather than after a fixed wait (a whole turn of three
+        // short requests was over in 4 s once, before a 25 s wait ended).
         let first = Instant::now();
-        let mut busy_since = None;
         loop {
             if first.elapsed() > TURN_WITHIN {
                 return Err(format!("no generation within {} s", TURN_WITHIN.as_secs()));
             }
-            if server.busy().await? {
-                let since = *busy_since.get_or_insert_with(Instant::now);
-                let streaming = !lock(&shared).message_text().is_empty();
-                if streaming || since.elapsed() > Duration::from_secs(25) {
-                    break;
-                }
-            } else {
-                busy_since = None;
+            let streaming = !lock(&shared).message_text().is_empty();
+            if streaming || server.generating().await? {
+                break;
             }
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
         cx.send_notification(CancelNotification::new(session.clone()))
             .map_err(|e| format!("session/cancel failed: {}", describe(&e)))?;

@@ -197,6 +197,22 @@ impl LlamaServer {
             .any(|slot| slot["is_processing"].as_bool().unwrap_or(false)))
     }
 
+    /// Whether a slot is generating: processing, with at least one token decoded for its
+    /// task (`/slots`: `next_token[0].n_decoded`), so past the prompt's prefill.
+    pub async fn generating(&self) -> Result<bool, String> {
+        let slots = self.get_json("/slots").await?;
+        let slots = slots
+            .as_array()
+            .ok_or_else(|| format!("/slots is not a list: {slots}"))?;
+        Ok(slots.iter().any(|slot| {
+            let decoded = slot["next_token"][0]["n_decoded"]
+                .as_u64()
+                .or_else(|| slot["next_token"]["n_decoded"].as_u64())
+                .unwrap_or(0);
+            slot["is_processing"].as_bool().unwrap_or(false) && decoded > 0
+        }))
+    }
+
     /// Prints the server's own account of the requests since the last call (prompt tokens
     /// read and generated, and how fast): what the suite's wall time is made of.
     pub fn print_new_timings(&self) {
