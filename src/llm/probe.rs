@@ -3,9 +3,9 @@
 //! tags in the text, the first-event wait and llama.cpp's `timings` — before any of Punie's
 //! reading (retries, the markup filter, text tool calls) smooths it over.
 //!
-//! It reuses what the client does: the same [`Endpoint`] (bounded bodies, same-origin
-//! redirects, the API key), the same request body ([`wire::request_body`]), the same model list
-//! and context-window questions ([`models`](super::models)). It never retries: the doctor
+//! It reuses what the client does: the same endpoint (bounded bodies, same-origin
+//! redirects, the API key), the same request body, the same model list
+//! and context-window questions. It never retries: the doctor
 //! reports what it saw, and every request is bounded by the [`Timeouts`] it is built with.
 
 use std::time::{Duration, Instant};
@@ -156,8 +156,7 @@ impl ServerProbe {
         Ok(ServerModels { list })
     }
 
-    /// The context window of `model`, asked as the client asks it (see
-    /// [`models`](super::models)); `None` when the server does not tell.
+    /// The context window of `model`, asked as the client asks it; `None` when the server does not tell.
     pub async fn context_size(&self, models: Option<&ServerModels>, model: &str) -> Option<u32> {
         context_size(&self.lookups, models.map(|models| &models.list), model)
             .await

@@ -41,7 +41,7 @@ pub struct RetryPolicy {
     pub max_delay: Duration,
     /// How long a server that refuses connections or answers 503 (starting, restarting,
     /// loading a model) is waited for: such a request is tried again, at most
-    /// [`POLL_AT_MOST`] apart, beyond [`max_attempts`](Self::max_attempts) until this long has
+    /// 2 s apart, beyond [`max_attempts`](Self::max_attempts) until this long has
     /// passed since its first try, and then fails with [`LlmError::NotReady`]. Zero waits no
     /// longer than `max_attempts` allow. Default [`DEFAULT_SERVER_WAIT`].
     pub server_wait: Duration,
