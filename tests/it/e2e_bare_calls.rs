@@ -143,8 +143,43 @@ async fn a_botched_call_is_corrected_and_the_turn_goes_on() {
     assert_eq!(record.message_text(), "Done.");
     let result = tool_result(&server);
     assert!(
-        result.contains("no tool named `read_inventory/report.py`") && result.contains("grep"),
-        "the model is told the right names: {result}"
+        result.contains("no tool named `read_inventory/report.py`")
+            && result
+                .contains(r#"{"name": "read_file", "arguments": {"path":"inventory/report.py"}}"#),
+        "the model is told the tool it meant, with a call to copy: {result}"
+    );
+}
+
+#[tokio::test]
+async fn an_invented_test_runner_is_pointed_at_run_command() {
+    let server = FakeModelServer::start().await;
+    let (stop, _record, _dir) = turn(
+        &server,
+        Reply::text(r#"{"name": "run_tests", "arguments": {"path": "tests"}}"#),
+    )
+    .await;
+    assert_eq!(stop, StopReason::EndTurn);
+    let result = tool_result(&server);
+    assert!(
+        result.contains("no tool named `run_tests`")
+            && result.contains(r#"{"name": "run_command", "arguments": {"command":"pytest"}}"#),
+        "the model is shown the call that runs tests: {result}"
+    );
+}
+
+#[tokio::test]
+async fn a_function_called_as_a_tool_is_looked_up_with_grep() {
+    let server = FakeModelServer::start().await;
+    let (stop, _record, _dir) = turn(
+        &server,
+        Reply::text(r#"{"name": "calculate_total", "arguments": {"items": []}}"#),
+    )
+    .await;
+    assert_eq!(stop, StopReason::EndTurn);
+    let result = tool_result(&server);
+    assert!(
+        result.contains(r#"{"name": "grep", "arguments": {"pattern":"calculate_total"}}"#),
+        "the model is told to find the function, not call it: {result}"
     );
 }
 

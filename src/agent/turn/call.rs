@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use serde_json::{Value, json};
 
-use super::{Turn, unless_cancelled};
+use super::{Turn, unknown_tool, unless_cancelled};
 use crate::agent::events::{ToolCallChange, ToolCallStart, ToolCallStatus, TurnEvent};
 use crate::agent::observe::ToolCallStats;
 use crate::llm::ToolCall;
@@ -87,15 +87,7 @@ impl Turn<'_> {
         let Some(tool) = tool else {
             announce(Vec::new());
             let names: Vec<&str> = self.toolset.iter().map(|t| t.name()).collect();
-            return self.fail(
-                &id,
-                format!(
-                    "there is no tool named `{}`; the tools are: {}",
-                    call.name,
-                    names.join(", ")
-                ),
-                false,
-            );
+            return self.fail(&id, unknown_tool::no_such_tool(&call.name, &names), false);
         };
         let args = match parsed {
             Ok(args) => args,

@@ -7,6 +7,7 @@ mod call;
 mod prompt;
 mod recall;
 mod repetition;
+mod unknown_tool;
 
 use std::future::Future;
 use std::sync::Arc;
