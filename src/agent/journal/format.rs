@@ -219,6 +219,12 @@ pub enum Record {
         /// The model's name.
         name: String,
     },
+    /// The session's mode (`ask`, `plan`, `code`, `edit`): written when the journal starts and
+    /// on each switch. A journal without one loads in the default mode.
+    Mode {
+        /// The mode's id.
+        mode: String,
+    },
     /// The session's title.
     Title {
         /// The title.
