@@ -491,3 +491,46 @@ async fn the_mode_flag_and_the_config_file_choose_the_default() {
     );
     assert_eq!(server.requests().len(), 3, "bad modes start nothing");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_journal_without_a_mode_loads_in_the_default_mode() {
+    let server = FakeModelServer::start().await;
+    let (_dir, ws) = workspace();
+    let state = ws.parent().unwrap().join("state");
+    std::fs::create_dir_all(&state).unwrap();
+    let header = json!({"format": 1, "punie": "0.1.0", "session": "sess_old", "cwd": ws, "created_at": "2026-01-01T00:00:00Z", "model": "m"});
+    let records = [
+        header,
+        json!({"type": "prompt", "at": "2026-01-01T00:00:01Z", "text": "hi"}),
+        json!({"type": "message", "message": {"role": "assistant", "content": "hello"}}),
+        json!({"type": "turn_end", "at": "2026-01-01T00:00:02Z", "stop": "end_turn"}),
+    ];
+    let lines: String = records.iter().map(|r| format!("{r}\n")).collect();
+    std::fs::write(state.join("sess_old.jsonl"), &lines).unwrap();
+    // A mode this Punie does not know (a newer one wrote it) also falls back to the default.
+    let newer = format!(
+        "{}{}\n",
+        lines.replace("sess_old", "sess_newer"),
+        json!({"type": "mode", "mode": "autopilot"})
+    );
+    std::fs::write(state.join("sess_newer.jsonl"), newer).unwrap();
+    let (modes, _) = with_editor(
+        &server.spec_for(FAKE_MODEL),
+        &ws,
+        with_env("PUNIE_MODE", "edit"),
+        async |cx, _| {
+            let mut modes = Vec::new();
+            for id in ["sess_old", "sess_newer"] {
+                let loaded = cx
+                    .send_request(LoadSessionRequest::new(SessionId::new(id), &ws))
+                    .block_task()
+                    .await
+                    .unwrap();
+                modes.push(mode_ids(loaded.modes.as_ref().unwrap()).0);
+            }
+            modes
+        },
+    )
+    .await;
+    assert_eq!(modes, ["edit", "edit"]);
+}
