@@ -64,9 +64,8 @@ pub(crate) fn follow_mode(agent: Arc<Agent>, cx: ConnectionTo<Client>, session: 
     tokio::spawn(async move {
         while changes.changed().await.is_ok() {
             let mode = *changes.borrow_and_update();
-            let update = wire::SessionUpdate::CurrentModeUpdate(wire::CurrentModeUpdate::new(
-                mode.id(),
-            ));
+            let update =
+                wire::SessionUpdate::CurrentModeUpdate(wire::CurrentModeUpdate::new(mode.id()));
             send(&cx, &id, update);
             // Looked up each time: holding the session here would keep it alive.
             let Ok(session) = agent.session(&id) else {
@@ -74,9 +73,8 @@ pub(crate) fn follow_mode(agent: Arc<Agent>, cx: ConnectionTo<Client>, session: 
             };
             let options = config_options(&agent, &session).await;
             drop(session);
-            let update = wire::SessionUpdate::ConfigOptionUpdate(wire::ConfigOptionUpdate::new(
-                options,
-            ));
+            let update =
+                wire::SessionUpdate::ConfigOptionUpdate(wire::ConfigOptionUpdate::new(options));
             send(&cx, &id, update);
         }
     });

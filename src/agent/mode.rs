@@ -239,7 +239,10 @@ mod tests {
     fn the_plan_note_names_the_plan_tool_when_there_is_one() {
         assert!(Mode::Code.prompt_note(None).is_none());
         let with = Mode::Plan.prompt_note(Some("update_plan")).unwrap();
-        assert!(with.contains("plan mode") && with.contains("update_plan tool"), "{with}");
+        assert!(
+            with.contains("plan mode") && with.contains("update_plan tool"),
+            "{with}"
+        );
         let without = Mode::Plan.prompt_note(None).unwrap();
         assert!(!without.contains("update_plan"), "{without}");
         assert!(Mode::Ask.prompt_note(None).unwrap().contains("ask mode"));

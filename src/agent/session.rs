@@ -497,6 +497,30 @@ mod tests {
         assert!(agent.start_prompt(session, "hi".into()).is_ok());
     }
 
+    #[tokio::test]
+    async fn a_mode_switch_reaches_followers_once_and_new_sessions_start_in_the_default() {
+        let (_dir, agent, session) = open(answers("x"));
+        assert_eq!(session.mode(), Mode::Code);
+        let mut follower = session.watch_mode();
+        assert!(agent.set_session_mode(&session, Mode::Ask));
+        assert!(!agent.set_session_mode(&session, Mode::Ask), "no change");
+        follower.changed().await.unwrap();
+        assert_eq!(*follower.borrow_and_update(), Mode::Ask);
+        assert!(!follower.has_changed().unwrap(), "announced once");
+        assert_eq!(session.mode(), Mode::Ask);
+
+        let mut config = AgentConfig::default();
+        config.default_mode = Mode::Plan;
+        let agent = Agent::new(Arc::new(answers("x")), config);
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().to_owned();
+        let session = agent.new_session(
+            |_| local_workspace(root, LocalOptions::default()).unwrap(),
+            Toolset::default(),
+        );
+        assert_eq!(session.mode(), Mode::Plan);
+    }
+
     #[test]
     fn ending_a_claim_commits_its_history_and_frees_the_session() {
         let workspace = tempfile::tempdir().unwrap();

@@ -45,7 +45,10 @@ fn assert_read_only(tools: &[String]) {
     assert!(tools.iter().any(|t| t == "read_file"), "{tools:?}");
     assert!(tools.iter().any(|t| t == "grep"), "{tools:?}");
     for tool in WRITE_TOOLS.iter().chain(&["kill_terminal"]) {
-        assert!(!tools.iter().any(|t| t == tool), "{tool} offered: {tools:?}");
+        assert!(
+            !tools.iter().any(|t| t == tool),
+            "{tool} offered: {tools:?}"
+        );
     }
 }
 
@@ -239,17 +242,12 @@ async fn edit_mode_writes_without_asking_and_commands_still_ask() {
         answers: vec![Answer::RejectOnce],
         ..EditorOptions::default()
     };
-    let (_, record) = with_editor(
-        &server.spec_for(FAKE_MODEL),
-        &ws,
-        options,
-        async |cx, _| {
-            let session = crate::support::editor::new_session(&cx, &ws).await;
-            let changed = set_mode_option(&cx, &session, "edit").await.unwrap();
-            assert_eq!(mode_option(&changed.config_options), "edit");
-            prompt(&cx, &session, "write notes").await.unwrap();
-        },
-    )
+    let (_, record) = with_editor(&server.spec_for(FAKE_MODEL), &ws, options, async |cx, _| {
+        let session = crate::support::editor::new_session(&cx, &ws).await;
+        let changed = set_mode_option(&cx, &session, "edit").await.unwrap();
+        assert_eq!(mode_option(&changed.config_options), "edit");
+        prompt(&cx, &session, "write notes").await.unwrap();
+    })
     .await;
     assert_eq!(
         std::fs::read_to_string(ws.join("notes.md")).unwrap(),
@@ -264,7 +262,10 @@ async fn edit_mode_writes_without_asking_and_commands_still_ask() {
     );
     let asked = &record.permission_requests[0].tool_call;
     assert_eq!(asked.fields.kind, Some(ToolKind::Execute));
-    assert!(record.terminals_created.is_empty(), "the refused command never ran");
+    assert!(
+        record.terminals_created.is_empty(),
+        "the refused command never ran"
+    );
     let write = &record.tool_calls()[0];
     assert!(
         write
@@ -334,7 +335,11 @@ async fn set_mode_and_the_config_option_each_announce_the_other_and_unknown_mode
             error.message
         );
     }
-    assert!(errors.2.message.contains("sess_nope"), "{}", errors.2.message);
+    assert!(
+        errors.2.message.contains("sess_nope"),
+        "{}",
+        errors.2.message
+    );
     let record = record.lock().unwrap();
     assert_eq!(mode_updates(&record), ["ask", "plan", "edit"]);
     assert_eq!(option_updates(&record), ["ask", "plan", "edit"]);
@@ -399,7 +404,10 @@ async fn the_mode_survives_load_and_resume() {
     })
     .await;
     for n in [1, 2] {
-        assert!(system_prompt(&server, n).contains("plan mode"), "request {n}");
+        assert!(
+            system_prompt(&server, n).contains("plan mode"),
+            "request {n}"
+        );
         assert_read_only(&offered(&server, n));
     }
 }
@@ -443,7 +451,14 @@ async fn the_mode_flag_and_the_config_file_choose_the_default() {
     let (code, stderr) = ask(
         dir.path(),
         &model,
-        &["--mode", "ask", "ask", "--workspace", ws_arg, "what is here?"],
+        &[
+            "--mode",
+            "ask",
+            "ask",
+            "--workspace",
+            ws_arg,
+            "what is here?",
+        ],
     )
     .await;
     assert_eq!(code, Some(0), "{stderr}");
@@ -453,7 +468,14 @@ async fn the_mode_flag_and_the_config_file_choose_the_default() {
     let (code, stderr) = ask(
         dir.path(),
         &model,
-        &["--config", config_arg, "ask", "--workspace", ws_arg, "plan it"],
+        &[
+            "--config",
+            config_arg,
+            "ask",
+            "--workspace",
+            ws_arg,
+            "plan it",
+        ],
     )
     .await;
     assert_eq!(code, Some(0), "{stderr}");
@@ -463,7 +485,14 @@ async fn the_mode_flag_and_the_config_file_choose_the_default() {
         dir.path(),
         &model,
         &[
-            "--config", config_arg, "ask", "--mode", "edit", "--workspace", ws_arg, "do it",
+            "--config",
+            config_arg,
+            "ask",
+            "--mode",
+            "edit",
+            "--workspace",
+            ws_arg,
+            "do it",
         ],
     )
     .await;
