@@ -509,8 +509,10 @@ mod tests {
         assert!(!follower.has_changed().unwrap(), "announced once");
         assert_eq!(session.mode(), Mode::Ask);
 
-        let mut config = AgentConfig::default();
-        config.default_mode = Mode::Plan;
+        let config = AgentConfig {
+            default_mode: Mode::Plan,
+            ..AgentConfig::default()
+        };
         let agent = Agent::new(Arc::new(answers("x")), config);
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().to_owned();
