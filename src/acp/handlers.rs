@@ -16,6 +16,7 @@ use super::convert;
 use super::discovery;
 use super::error::{RequestError, answer};
 use super::models;
+use super::modes;
 use crate::agent::connect_mcp;
 
 /// `initialize`: remembers what the editor can do and says what Punie can.
@@ -105,9 +106,12 @@ pub(crate) async fn new_session(
             }
         };
         let options = models::config_options(agent, &session).await;
+        models::follow_mode(agent.clone(), cx, &session);
         answer(
             responder,
-            Ok(wire::NewSessionResponse::new(id).config_options(options)),
+            Ok(wire::NewSessionResponse::new(id)
+                .config_options(options)
+                .modes(modes::mode_state(&session))),
         );
         if let Some(loading) = discovery {
             let (available, extra) = (agent.toolset(), agent.extra_tools().to_vec());

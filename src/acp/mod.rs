@@ -7,8 +7,8 @@
 //!
 //! The files form a one-way stack, each using only those before it: `error` (refusals and their
 //! one conversion into JSON-RPC errors), `convert`, `editor` (the editor as a workspace),
-//! `discovery`, `connection` (one editor's state), the handlers (`models`, `perf`, `sessions`,
-//! `handlers`),
+//! `discovery`, `connection` (one editor's state), the handlers (`modes`, `models`, `perf`,
+//! `sessions`, `handlers`),
 //! and this file, which only registers them. The inbound transport stands apart: `precheck`
 //! (the check of each inbound line), `outgoing` (the one writer of a connection's frames),
 //! `lines` (the bounded line reader and the transports built on the two), and `websocket`;
@@ -22,6 +22,7 @@ mod error;
 mod handlers;
 mod lines;
 mod models;
+mod modes;
 mod outgoing;
 mod perf;
 mod precheck;
@@ -100,6 +101,10 @@ async fn serve_connection<T: ConnectTo<AgentRole>>(
         )
         .on_receive_request(
             request!(connection, models::set_config_option),
+            agent_client_protocol::on_receive_request!(),
+        )
+        .on_receive_request(
+            request!(connection, modes::set_mode),
             agent_client_protocol::on_receive_request!(),
         )
         .on_receive_request(

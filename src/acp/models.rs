@@ -1,6 +1,6 @@
-//! The model picker: the session config option that lists the server's models, and the two
-//! ways an editor switches a session's model (`session/set_config_option`, and the legacy
-//! `session/set_model` of clients that predate config options).
+//! The session config options: the model picker (the server's models) and the mode picker
+//! (`modes.rs`); `session/set_config_option` for both, the legacy `session/set_model` of
+//! clients that predate config options, and the follower that announces mode changes.
 
 use std::sync::Arc;
 
@@ -10,6 +10,7 @@ use agent_client_protocol::v1::{ConnectionTo, Responder};
 
 use super::connection::Connection;
 use super::error::{RequestError, answer};
+use super::modes::{MODE_OPTION, mode_option, parse_mode};
 use crate::agent::{Agent, Session};
 
 /// The id of the session config option that picks the model.
@@ -17,17 +18,26 @@ const MODEL_OPTION: &str = "model";
 /// The pre-config-option way to switch models, still sent by some clients.
 pub(crate) const LEGACY_SET_MODEL: &str = "session/set_model";
 
-/// The session's config options: a model picker, when the back end can switch models.
+/// The session's config options: a model picker, when the back end can switch models, then
+/// the mode picker.
 pub(crate) async fn config_options(
     agent: &Agent,
     session: &Session,
 ) -> Vec<wire::SessionConfigOption> {
+    let mut options = Vec::new();
+    if let Some(models) = model_option(agent, session).await {
+        options.push(models);
+    }
+    options.push(mode_option(session));
+    options
+}
+
+/// The model picker, when the server lists models.
+async fn model_option(agent: &Agent, session: &Session) -> Option<wire::SessionConfigOption> {
     let (current, available) = agent.session_models(session).await;
-    let Some(current) = current.or_else(|| available.first().cloned()) else {
-        return Vec::new();
-    };
+    let current = current.or_else(|| available.first().cloned())?;
     if available.is_empty() {
-        return Vec::new();
+        return None;
     }
     let mut models = available;
     if !models.contains(&current) {
@@ -37,11 +47,44 @@ pub(crate) async fn config_options(
         .iter()
         .map(|m| wire::SessionConfigSelectOption::new(m.clone(), m.clone()))
         .collect();
-    vec![
+    Some(
         wire::SessionConfigOption::select(MODEL_OPTION, "Model", current, options)
             .description("The model Punie uses from the next request on".to_owned())
             .category(wire::SessionConfigOptionCategory::Model),
-    ]
+    )
+}
+
+/// Announces every change of `session`'s mode to the editor, whoever made it (`session/set_mode`,
+/// the config option, a command, the library): a `current_mode_update` for clients that use
+/// modes, then a `config_option_update` for those that use config options. Ends with the
+/// session.
+pub(crate) fn follow_mode(agent: Arc<Agent>, cx: ConnectionTo<Client>, session: &Session) {
+    let mut changes = session.watch_mode();
+    let id = session.id().to_owned();
+    tokio::spawn(async move {
+        while changes.changed().await.is_ok() {
+            let mode = *changes.borrow_and_update();
+            let update =
+                wire::SessionUpdate::CurrentModeUpdate(wire::CurrentModeUpdate::new(mode.id()));
+            send(&cx, &id, update);
+            // Looked up each time: holding the session here would keep it alive.
+            let Ok(session) = agent.session(&id) else {
+                break;
+            };
+            let options = config_options(&agent, &session).await;
+            drop(session);
+            let update =
+                wire::SessionUpdate::ConfigOptionUpdate(wire::ConfigOptionUpdate::new(options));
+            send(&cx, &id, update);
+        }
+    });
+}
+
+fn send(cx: &ConnectionTo<Client>, id: &str, update: wire::SessionUpdate) {
+    let notification = wire::SessionNotification::new(id.to_owned(), update);
+    if let Err(error) = cx.send_notification(notification) {
+        tracing::debug!(session = id, %error, "could not send a mode change");
+    }
 }
 
 /// `session/set_config_option`. Listing and switching models asks the server, so this answers
@@ -65,21 +108,27 @@ async fn switch_by_option(
     request: wire::SetSessionConfigOptionRequest,
 ) -> Result<wire::SetSessionConfigOptionResponse, RequestError> {
     let session = connection.session(&request.session_id.0)?;
-    let value = match (&*request.config_id.0, &request.value) {
-        (MODEL_OPTION, wire::SessionConfigOptionValue::ValueId { value }) => value.0.to_string(),
-        (MODEL_OPTION, _) => {
-            return Err(RequestError::InvalidParams(
-                "the model option takes a model id".to_owned(),
-            ));
+    let agent = &connection.agent;
+    let value = match &request.value {
+        wire::SessionConfigOptionValue::ValueId { value } => Some(value.0.to_string()),
+        _ => None,
+    };
+    match (&*request.config_id.0, value) {
+        (MODEL_OPTION, Some(model)) => agent.set_session_model(&session, &model).await?,
+        (MODE_OPTION, Some(mode)) => {
+            agent.set_session_mode(&session, parse_mode(&mode)?);
+        }
+        (option @ (MODEL_OPTION | MODE_OPTION), None) => {
+            return Err(RequestError::InvalidParams(format!(
+                "the {option} option takes the id of one of its values"
+            )));
         }
         (other, _) => {
             return Err(RequestError::InvalidParams(format!(
-                "unknown config option {other:?}; Punie has \"{MODEL_OPTION}\""
+                "unknown config option {other:?}; Punie has \"{MODEL_OPTION}\" and \"{MODE_OPTION}\""
             )));
         }
-    };
-    let agent = &connection.agent;
-    agent.set_session_model(&session, &value).await?;
+    }
     Ok(wire::SetSessionConfigOptionResponse::new(
         config_options(agent, &session).await,
     ))

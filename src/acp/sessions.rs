@@ -13,6 +13,7 @@ use super::convert;
 use super::discovery;
 use super::error::{RequestError, answer};
 use super::models;
+use super::modes;
 use crate::agent::{AgentError, EventSink, LoadedSession, TurnEvent, connect_mcp};
 
 /// `session/list`: the saved sessions (of `cwd` when given), newest activity first, a page at
@@ -99,16 +100,19 @@ pub(crate) async fn load(
         Err(error) => return responder.respond_with_error(error.into()),
     };
     // Sent before the answer, in order: the editor rebuilds the conversation from these.
-    let events = connection.events(cx);
+    let events = connection.events(cx.clone());
     for event in loaded.replay {
         events.emit(&id, event);
     }
     let agent = connection.agent.clone();
     tokio::spawn(async move {
         let options = models::config_options(&agent, &loaded.session).await;
+        models::follow_mode(agent.clone(), cx, &loaded.session);
         answer(
             responder,
-            Ok(wire::LoadSessionResponse::new().config_options(options)),
+            Ok(wire::LoadSessionResponse::new()
+                .config_options(options)
+                .modes(modes::mode_state(&loaded.session))),
         );
     });
     Ok(())
@@ -127,7 +131,7 @@ pub(crate) async fn resume(
         Err(error) => return responder.respond_with_error(error.into()),
     };
     // Nothing of the past is replayed, but what was wrong with the file is said.
-    let events = connection.events(cx);
+    let events = connection.events(cx.clone());
     for event in loaded.replay {
         if matches!(event, TurnEvent::Notice { .. }) {
             events.emit(&id, event);
@@ -136,9 +140,12 @@ pub(crate) async fn resume(
     let agent = connection.agent.clone();
     tokio::spawn(async move {
         let options = models::config_options(&agent, &loaded.session).await;
+        models::follow_mode(agent.clone(), cx, &loaded.session);
         answer(
             responder,
-            Ok(wire::ResumeSessionResponse::new().config_options(options)),
+            Ok(wire::ResumeSessionResponse::new()
+                .config_options(options)
+                .modes(modes::mode_state(&loaded.session))),
         );
     });
     Ok(())

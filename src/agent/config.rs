@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use super::mode::Mode;
+
 /// Sessions open at once across every connection unless told otherwise (see
 /// [`AgentConfig::max_sessions`]).
 pub const DEFAULT_MAX_SESSIONS: usize = 1024;
@@ -45,6 +47,8 @@ pub struct AgentConfig {
     /// `session/new` beyond it). Smaller than [`max_sessions`](Self::max_sessions), so one
     /// connection cannot take every session away from the others.
     pub max_sessions_per_connection: usize,
+    /// The mode new sessions start in (and saved sessions that never recorded one).
+    pub default_mode: Mode,
 }
 
 impl Default for AgentConfig {
@@ -62,6 +66,7 @@ impl Default for AgentConfig {
             turn_timeout: Duration::from_secs(30 * 60),
             max_sessions: DEFAULT_MAX_SESSIONS,
             max_sessions_per_connection: DEFAULT_MAX_SESSIONS_PER_CONNECTION,
+            default_mode: Mode::default(),
         }
     }
 }

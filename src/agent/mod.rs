@@ -9,6 +9,7 @@ mod context;
 mod error;
 mod events;
 pub mod journal;
+mod mode;
 mod observe;
 mod open;
 mod saved;
@@ -24,6 +25,7 @@ pub use builder::{AgentBuilder, BuildError};
 pub use config::{AgentConfig, DEFAULT_MAX_SESSIONS, DEFAULT_MAX_SESSIONS_PER_CONNECTION};
 pub use error::AgentError;
 pub use events::{EventSink, StopReason, ToolCallChange, ToolCallStart, ToolCallStatus, TurnEvent};
+pub use mode::{Mode, UnknownMode};
 pub use observe::{ModelRequestStats, ToolCallStats, TurnObserver};
 pub use open::OpeningSession;
 pub(crate) use open::connect_mcp;
@@ -143,6 +145,7 @@ impl Agent {
             "session created"
         );
         let session = Arc::new(Session::new(id.clone(), workspace, toolset));
+        session.set_mode(self.config.default_mode);
         self.sessions().insert(id, session.clone());
         session
     }
@@ -223,6 +226,22 @@ impl Agent {
             journal.model(name);
         }
         Ok(())
+    }
+
+    /// Switches a session to `mode`; returns whether it changed. The next tool call already
+    /// obeys it (a running turn's calls included); the tools offered and the system prompt
+    /// follow from the next prompt on. A saved session records the switch, and editor
+    /// connections following the session ([`Session::watch_mode`]) are told.
+    pub fn set_session_mode(&self, session: &Session, mode: Mode) -> bool {
+        let before = session.mode();
+        if !session.set_mode(mode) {
+            return false;
+        }
+        tracing::info!(session = %session.id, from = %before, to = %mode, "session mode switched");
+        if let Some(journal) = session.journal() {
+            journal.mode(mode.id());
+        }
+        true
     }
 
     /// Cancels the running turn of a session, if any.
@@ -306,6 +325,16 @@ impl PendingTurn {
             _ = session.wait_for_tools(TOOLS_LOADING_LIMIT) => {}
             _ = cancel.cancelled() => {}
         }
+        // The mode at the turn's start decides what the model is offered and told; each call
+        // obeys the mode in force when it is made.
+        let mode = session.mode();
+        let (mut toolset, mut withheld) = (Toolset::new(), Toolset::new());
+        for tool in session.toolset().iter() {
+            match mode.allows(tool.as_ref()) {
+                true => toolset.add(tool.clone()),
+                false => withheld.add(tool.clone()),
+            }
+        }
         let turn = turn::Turn {
             session: &session,
             model: &agent.model,
@@ -313,7 +342,9 @@ impl PendingTurn {
             events: events.clone(),
             cancel,
             call_counter: &agent.call_counter,
-            toolset: session.toolset(),
+            toolset,
+            withheld,
+            mode,
             observer: agent.observer.as_deref(),
         };
         if let Some(observer) = &agent.observer {

@@ -10,7 +10,7 @@ use super::journal::{
     kind_of,
 };
 use super::{
-    Agent, AgentError, EventSink, Session, StopReason, ToolCallChange, ToolCallStart,
+    Agent, AgentError, EventSink, Mode, Session, StopReason, ToolCallChange, ToolCallStart,
     ToolCallStatus, TurnEvent,
 };
 use crate::workspace::{ToolContent, Workspace};
@@ -168,6 +168,8 @@ impl Agent {
             &self.model.describe(),
         ) {
             Ok(journal) => {
+                // The mode it starts with, so a later load does not depend on the default.
+                journal.mode(session.mode().id());
                 session.set_journal(journal);
                 session.journal()
             }
@@ -179,6 +181,19 @@ impl Agent {
                 );
                 None
             }
+        }
+    }
+
+    /// The mode a saved session resumes in: the one it recorded last, else (an older journal,
+    /// or a mode this Punie does not know) the default.
+    fn saved_mode(&self, id: &str, recorded: Option<&str>) -> Mode {
+        match recorded.map(str::parse::<Mode>) {
+            Some(Ok(mode)) => mode,
+            Some(Err(error)) => {
+                tracing::warn!(session = id, %error, default = %self.config.default_mode, "the saved mode is unknown; the session loads in the default mode");
+                self.config.default_mode
+            }
+            None => self.config.default_mode,
         }
     }
 
@@ -229,6 +244,7 @@ impl Agent {
         {
             session.set_model(name.clone(), model);
         }
+        session.set_mode(self.saved_mode(id, loaded.mode.as_deref()));
         let events = replay(&loaded, journal.updated_at());
         session.set_journal(journal);
         tracing::info!(

@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use tokio_util::sync::CancellationToken;
 
 use super::journal::Journal;
+use super::mode::Mode;
 use crate::llm::{ChatModel, Message};
 use crate::tools::mcp::McpConnections;
 use crate::tools::{SessionTerminals, Tool, Toolset};
@@ -47,6 +48,9 @@ pub struct Session {
     /// How many tool sources (editor catalog, MCP servers) are still loading. A channel rather
     /// than a field of the state, because a prompt needs to wait on it.
     tools_loading: tokio::sync::watch::Sender<usize>,
+    /// The session's mode. A channel rather than a field of the state, so that an editor
+    /// connection can follow every change, whoever makes it.
+    mode: tokio::sync::watch::Sender<Mode>,
 }
 
 impl std::fmt::Debug for Session {
@@ -70,6 +74,7 @@ impl Session {
                 ..SessionState::default()
             }),
             tools_loading: tokio::sync::watch::Sender::new(0),
+            mode: tokio::sync::watch::Sender::new(Mode::default()),
         }
     }
 
@@ -145,6 +150,28 @@ impl Session {
 
     pub(crate) fn set_model(&self, name: String, model: Arc<dyn ChatModel>) {
         self.state().model = Some((name, model));
+    }
+
+    /// The session's mode: what Punie may do in it without asking. Change it with
+    /// [`Agent::set_session_mode`](super::Agent::set_session_mode).
+    pub fn mode(&self) -> Mode {
+        *self.mode.borrow()
+    }
+
+    /// Follows the session's mode: the receiver sees every change from now on (an editor
+    /// connection turns them into `current_mode_update` and `config_option_update`). It ends
+    /// when the session is dropped.
+    pub fn watch_mode(&self) -> tokio::sync::watch::Receiver<Mode> {
+        self.mode.subscribe()
+    }
+
+    /// Sets the mode; returns whether it changed.
+    pub(crate) fn set_mode(&self, mode: Mode) -> bool {
+        self.mode.send_if_modified(|current| {
+            let changed = *current != mode;
+            *current = mode;
+            changed
+        })
     }
 
     /// Gives the session its MCP servers: their tools join the session's tools, and the
@@ -468,6 +495,32 @@ mod tests {
         assert!(!session.cancel(), "no turn is running");
         assert!(history(&session).is_empty());
         assert!(agent.start_prompt(session, "hi".into()).is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_mode_switch_reaches_followers_once_and_new_sessions_start_in_the_default() {
+        let (_dir, agent, session) = open(answers("x"));
+        assert_eq!(session.mode(), Mode::Code);
+        let mut follower = session.watch_mode();
+        assert!(agent.set_session_mode(&session, Mode::Ask));
+        assert!(!agent.set_session_mode(&session, Mode::Ask), "no change");
+        follower.changed().await.unwrap();
+        assert_eq!(*follower.borrow_and_update(), Mode::Ask);
+        assert!(!follower.has_changed().unwrap(), "announced once");
+        assert_eq!(session.mode(), Mode::Ask);
+
+        let config = AgentConfig {
+            default_mode: Mode::Plan,
+            ..AgentConfig::default()
+        };
+        let agent = Agent::new(Arc::new(answers("x")), config);
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().to_owned();
+        let session = agent.new_session(
+            |_| local_workspace(root, LocalOptions::default()).unwrap(),
+            Toolset::default(),
+        );
+        assert_eq!(session.mode(), Mode::Plan);
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //!
 //! ```toml
 //! default_model = "qwen"            # used when --model is not given
+//! default_mode = "ask"              # ask, plan, code (the default) or edit; --mode overrides
 //!
 //! [models.qwen]
 //! base_url = "http://localhost:11434/v1"
@@ -31,6 +32,8 @@ use serde::Deserialize;
 pub struct ConfigFile {
     /// The entry used when `--model` is not given.
     pub default_model: Option<String>,
+    /// The mode sessions start in when `--mode` is not given: `ask`, `plan`, `code` or `edit`.
+    pub default_mode: Option<String>,
     /// Per-model settings, by name.
     #[serde(default)]
     pub models: BTreeMap<String, ModelEntry>,

@@ -21,7 +21,9 @@ use anyhow::Context;
 use clap::builder::BoolishValueParser;
 use clap::{Parser, Subcommand};
 
-use punie::agent::{Agent, AgentConfig, DEFAULT_MAX_SESSIONS, DEFAULT_MAX_SESSIONS_PER_CONNECTION};
+use punie::agent::{
+    Agent, AgentConfig, DEFAULT_MAX_SESSIONS, DEFAULT_MAX_SESSIONS_PER_CONNECTION, Mode,
+};
 use punie::llm::{DEFAULT_SERVER_WAIT, ModelSpec, OpenAiModel, RetryPolicy, Timeouts};
 use punie::workspace::local::SandboxOptions;
 
@@ -89,6 +91,12 @@ pub struct Cli {
         value_parser = logging::parse_filter
     )]
     pub log_level: String,
+
+    /// The mode sessions start in: ask (read and search only), plan (read-only, plans first),
+    /// code (asks before every change and command) or edit (file changes without asking).
+    /// Default: the config file's default_mode, else code.
+    #[arg(long, env = "PUNIE_MODE", global = true, value_name = "MODE", value_parser = clap::builder::ValueParser::new(parse_mode))]
+    pub mode: Option<Mode>,
 
     /// Model requests allowed per prompt before the turn stops with `max_turn_requests`.
     #[arg(long, env = "PUNIE_MAX_TURN_REQUESTS", global = true, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..), value_name = "N")]
@@ -185,10 +193,14 @@ pub fn startup(error: impl Into<anyhow::Error>) -> anyhow::Error {
     StartupError(error.into()).into()
 }
 
+/// A `--mode` value, or an error naming the modes.
+fn parse_mode(value: &str) -> Result<Mode, punie::agent::UnknownMode> {
+    value.parse()
+}
+
 impl Cli {
-    /// The config file's entry for `--model`, if `--model` names one (or is empty and the file
-    /// has a default). Reads the file and logs which entry it used: call it once per run.
-    pub fn model_entry(&self) -> anyhow::Result<Option<(String, config::ModelEntry)>> {
+    /// The config file and where it is, if there is one (a missing file reads as empty).
+    fn config_file(&self) -> anyhow::Result<Option<(PathBuf, config::ConfigFile)>> {
         let path = match &self.config {
             Some(path) => path.clone(),
             None => match config::default_path() {
@@ -197,11 +209,42 @@ impl Cli {
             },
         };
         let file = config::load(&path).map_err(startup)?;
+        Ok(Some((path, file)))
+    }
+
+    /// The config file's entry for `--model`, if `--model` names one (or is empty and the file
+    /// has a default). Reads the file and logs which entry it used: call it once per run.
+    pub fn model_entry(&self) -> anyhow::Result<Option<(String, config::ModelEntry)>> {
+        self.model_entry_in(self.config_file()?.as_ref())
+    }
+
+    fn model_entry_in(
+        &self,
+        file: Option<&(PathBuf, config::ConfigFile)>,
+    ) -> anyhow::Result<Option<(String, config::ModelEntry)>> {
+        let Some((path, file)) = file else {
+            return Ok(None);
+        };
         let entry = file.entry(&self.model).map_err(startup)?;
         if let Some((name, _)) = &entry {
             tracing::info!(entry = %name, config = %path.display(), "model settings from the config file");
         }
         Ok(entry)
+    }
+
+    /// The mode new sessions start in: `--mode`, else the config file's `default_mode`, else
+    /// code.
+    fn default_mode(&self, file: Option<&(PathBuf, config::ConfigFile)>) -> anyhow::Result<Mode> {
+        if let Some(mode) = self.mode {
+            return Ok(mode);
+        }
+        match file.and_then(|(path, file)| Some((path, file.default_mode.as_deref()?))) {
+            Some((path, mode)) => mode
+                .parse()
+                .with_context(|| format!("invalid default_mode in {}", path.display()))
+                .map_err(startup),
+            None => Ok(Mode::default()),
+        }
     }
 
     /// The model spec these options name.
@@ -234,7 +277,8 @@ impl Cli {
     ) -> anyhow::Result<(Arc<Agent>, Option<Arc<perf::PerfFiles>>)> {
         // Read once: the file's log line appears once, and the spec and the settings come from
         // the same reading.
-        let named = self.model_entry()?;
+        let file = self.config_file()?;
+        let named = self.model_entry_in(file.as_ref())?;
         let spec = self.spec_of(named.as_ref())?;
         let entry = named.map(|(_, entry)| entry).unwrap_or_default();
         let api_key = entry.api_key().or_else(|| self.api_key.clone());
@@ -263,6 +307,7 @@ impl Cli {
         config.turn_timeout = Duration::from_secs(self.turn_timeout);
         config.max_sessions = self.max_sessions;
         config.max_sessions_per_connection = self.max_sessions_per_connection;
+        config.default_mode = self.default_mode(file.as_ref())?;
         if let Some(temperature) = entry.temperature {
             config.temperature = temperature;
         }
@@ -301,6 +346,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         model = %cli.model,
         landlock = !cli.no_landlock,
         perf = cli.perf,
+        mode = ?cli.mode,
         "options"
     );
     limits::raise_open_file_limit(cli.max_sessions);

@@ -70,6 +70,23 @@ pub enum ToolError {
     Failed(String),
 }
 
+/// What a tool call may change. Session [modes](crate::agent::Mode) decide from it which tools
+/// the model is offered and which calls run without asking.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ToolEffect {
+    /// Changes nothing: reads, searches, fetches, plans. Offered in every mode, the read-only
+    /// ones (`ask`, `plan`) included.
+    ReadOnly,
+    /// Changes files inside the session's workspace only (through the [`Workspace`], which
+    /// refuses paths outside it), each change shown as a diff: applied without asking in
+    /// `edit` mode.
+    WorkspaceEdit,
+    /// May change anything else, or its effect is not known: commands, editor or MCP tools
+    /// not marked read-only. Never offered in a read-only mode.
+    Changes,
+}
+
 /// A change to report while a tool runs (e.g. the terminal it started).
 pub type ProgressFn = Arc<dyn Fn(Vec<ToolContent>) + Send + Sync>;
 
@@ -150,6 +167,23 @@ pub trait Tool: Send + Sync {
     /// Whether the person must allow each call (writes and commands do).
     fn needs_permission(&self) -> bool {
         false
+    }
+
+    /// What a call may change. By default a tool that needs no permission and whose
+    /// [kind](Self::kind) is read, search, think or fetch changes nothing
+    /// ([`ToolEffect::ReadOnly`]); every other tool counts as [`ToolEffect::Changes`]. Override
+    /// it for a tool that writes only inside the workspace through it
+    /// ([`ToolEffect::WorkspaceEdit`]), or that is read-only under another kind.
+    fn effect(&self) -> ToolEffect {
+        let harmless = matches!(
+            self.kind(),
+            ToolKind::Read | ToolKind::Search | ToolKind::Think | ToolKind::Fetch
+        );
+        if harmless && !self.needs_permission() {
+            ToolEffect::ReadOnly
+        } else {
+            ToolEffect::Changes
+        }
     }
 
     /// Where a call runs, for logs and timing reports: by default the editor or the local

@@ -80,7 +80,7 @@ async fn the_model_picker_switches_from_the_next_request() {
             let wrong_option = cx
                 .send_request(SetSessionConfigOptionRequest::new(
                     session.clone(),
-                    "mode",
+                    "temperature",
                     SessionConfigValueId::new("x"),
                 ))
                 .block_task()

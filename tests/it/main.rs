@@ -34,6 +34,7 @@ mod local_process;
 mod long_answers;
 mod loops;
 mod mcp;
+mod modes;
 mod perf_acp;
 mod perf_browser;
 mod perf_modes;

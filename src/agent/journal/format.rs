@@ -8,8 +8,10 @@ use serde_json::Value;
 
 use crate::llm::{Message, ToolCall};
 
-/// The format version this Punie writes and the newest it reads.
-pub const FORMAT_VERSION: u32 = 1;
+/// The format version this Punie writes and the newest it reads. Version 2 added the `mode`
+/// record: a Punie that reads only version 1 would take it for a damaged line, so it is told
+/// to upgrade instead. Version 1 journals (no mode) still load, in the default mode.
+pub const FORMAT_VERSION: u32 = 2;
 
 /// The most bytes one journal line may have when read back; longer lines count as corrupt.
 pub const MAX_RECORD_BYTES: usize = 16 * 1024 * 1024;
@@ -218,6 +220,12 @@ pub enum Record {
     Model {
         /// The model's name.
         name: String,
+    },
+    /// The session's mode (`ask`, `plan`, `code`, `edit`): written when the journal starts and
+    /// on each switch. A journal without one loads in the default mode.
+    Mode {
+        /// The mode's id.
+        mode: String,
     },
     /// The session's title.
     Title {

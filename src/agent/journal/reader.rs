@@ -31,6 +31,8 @@ pub struct Loaded {
     pub title: Option<String>,
     /// The model it last switched to, if it did.
     pub model: Option<String>,
+    /// The mode it was last in, as recorded (`None` in journals that recorded none).
+    pub mode: Option<String>,
     /// True when the last turn never ended (the process was killed or crashed).
     pub interrupted: bool,
     /// Records skipped after a damaged one.
@@ -194,6 +196,7 @@ pub(crate) fn read_journal(file: &File, path: &Path, id: &str) -> Result<Loaded,
         records,
         title: None,
         model: None,
+        mode: None,
         interrupted: false,
         skipped,
         problems,
@@ -236,6 +239,7 @@ fn rebuild(loaded: &mut Loaded) {
             }
             Record::Title { title } => loaded.title = Some(title.clone()),
             Record::Model { name } => loaded.model = Some(name.clone()),
+            Record::Mode { mode } => loaded.mode = Some(mode.clone()),
             Record::ToolCall { .. } => {}
         }
     }

@@ -243,6 +243,17 @@ impl Journal {
         );
     }
 
+    /// Records the session's mode (at the journal's start and on a switch).
+    pub(crate) fn mode(&self, mode: &str) {
+        let mut inner = self.inner();
+        self.append(
+            &mut inner,
+            &Record::Mode {
+                mode: mode.to_owned(),
+            },
+        );
+    }
+
     /// Ends the turn: records what `after` (the turn's history; `None` for a failed turn,
     /// whose history returns to what it was) still adds, then the stop; syncs the file to disk
     /// and updates the summary.

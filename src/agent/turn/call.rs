@@ -66,7 +66,10 @@ impl Turn<'_> {
                 Err(e) => Err(format!("arguments are not valid JSON ({e})")),
             }
         };
-        let tool = self.toolset.get(&call.name);
+        let tool = self
+            .toolset
+            .get(&call.name)
+            .or_else(|| self.withheld.get(&call.name));
         let raw_input = parsed
             .clone()
             .unwrap_or_else(|_| Value::String(call.arguments.clone()));
@@ -89,6 +92,13 @@ impl Turn<'_> {
             let names: Vec<&str> = self.toolset.iter().map(|t| t.name()).collect();
             return self.fail(&id, unknown_tool::no_such_tool(&call.name, &names), false);
         };
+        // Refused before anything reaches the editor or the disk (not even a preview's read).
+        let mode = self.session.mode();
+        if !mode.allows(tool.as_ref()) {
+            announce(Vec::new());
+            tracing::info!(session = %self.session.id, tool = tool.name(), %mode, "tool call refused by the session's mode");
+            return self.fail(&id, mode.refusal(tool.name()), true);
+        }
         let args = match parsed {
             Ok(args) => args,
             Err(reason) => {
@@ -146,6 +156,10 @@ impl Turn<'_> {
         if tool.needs_permission() {
             let allowed = match self.session.remembered_permission(tool.name()) {
                 Some(allowed) => allowed,
+                None if !mode.asks_before(tool.as_ref()) => {
+                    tracing::info!(session = %self.session.id, tool = tool.name(), %mode, "applied without asking: the session's mode allows it");
+                    true
+                }
                 None => {
                     let request = PermissionRequest {
                         tool_call_id: id.clone(),

@@ -63,8 +63,13 @@ pub(crate) struct Turn<'a> {
     pub(crate) events: Arc<dyn EventSink>,
     pub(crate) cancel: CancellationToken,
     pub(crate) call_counter: &'a AtomicU64,
-    /// The session's tools as they were when the turn started.
+    /// The session's tools as they were when the turn started, those its mode offers.
     pub(crate) toolset: crate::tools::Toolset,
+    /// The session's other tools, which its mode did not offer: a call to one is refused
+    /// with a reason unless the mode has changed since.
+    pub(crate) withheld: crate::tools::Toolset,
+    /// The session's mode when the turn started (what the system prompt says).
+    pub(crate) mode: super::mode::Mode,
     /// Receives timings, if anyone listens.
     pub(crate) observer: Option<&'a dyn TurnObserver>,
 }

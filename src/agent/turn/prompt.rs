@@ -30,6 +30,16 @@ impl Turn<'_> {
             prompt.push_str("\n\n");
             prompt.push_str(extra);
         }
+        // The mode changes rarely: after the instructions, so a switch keeps what precedes it.
+        let plan_tool = self
+            .toolset
+            .iter()
+            .find(|t| t.kind() == crate::tools::ToolKind::Think && t.name().contains("plan"))
+            .map(|t| t.name().to_owned());
+        if let Some(note) = self.mode.prompt_note(plan_tool.as_deref()) {
+            prompt.push_str("\n\n");
+            prompt.push_str(&note);
+        }
         // Last, so that sessions in other projects share everything above it.
         prompt.push_str(&format!("\n\nThe project root is {root}."));
         prompt

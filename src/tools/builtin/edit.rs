@@ -274,6 +274,11 @@ impl Tool for EditFile {
         true
     }
 
+    /// Only inside the workspace: its path resolution refuses anything outside.
+    fn effect(&self) -> crate::tools::ToolEffect {
+        crate::tools::ToolEffect::WorkspaceEdit
+    }
+
     fn title(&self, args: &Value) -> String {
         format!("Edit {}", path_arg(args))
     }

@@ -263,6 +263,11 @@ impl Tool for WriteFile {
         true
     }
 
+    /// Only inside the workspace: its path resolution refuses anything outside.
+    fn effect(&self) -> crate::tools::ToolEffect {
+        crate::tools::ToolEffect::WorkspaceEdit
+    }
+
     fn title(&self, args: &Value) -> String {
         format!("Write {}", path_arg(args))
     }
