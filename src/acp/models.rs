@@ -9,11 +9,10 @@ use agent_client_protocol::v1::schema as wire;
 use agent_client_protocol::v1::{ConnectionTo, Responder};
 
 use super::connection::Connection;
+use super::convert::{self, MODEL_OPTION};
 use super::error::{RequestError, answer};
 use crate::agent::{Agent, Session};
 
-/// The id of the session config option that picks the model.
-const MODEL_OPTION: &str = "model";
 /// The pre-config-option way to switch models, still sent by some clients.
 pub(crate) const LEGACY_SET_MODEL: &str = "session/set_model";
 
@@ -23,25 +22,7 @@ pub(crate) async fn config_options(
     session: &Session,
 ) -> Vec<wire::SessionConfigOption> {
     let (current, available) = agent.session_models(session).await;
-    let Some(current) = current.or_else(|| available.first().cloned()) else {
-        return Vec::new();
-    };
-    if available.is_empty() {
-        return Vec::new();
-    }
-    let mut models = available;
-    if !models.contains(&current) {
-        models.insert(0, current.clone());
-    }
-    let options: Vec<wire::SessionConfigSelectOption> = models
-        .iter()
-        .map(|m| wire::SessionConfigSelectOption::new(m.clone(), m.clone()))
-        .collect();
-    vec![
-        wire::SessionConfigOption::select(MODEL_OPTION, "Model", current, options)
-            .description("The model Punie uses from the next request on".to_owned())
-            .category(wire::SessionConfigOptionCategory::Model),
-    ]
+    convert::model_options(current, available)
 }
 
 /// `session/set_config_option`. Listing and switching models asks the server, so this answers

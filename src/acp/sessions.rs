@@ -110,6 +110,10 @@ pub(crate) async fn load(
             responder,
             Ok(wire::LoadSessionResponse::new().config_options(options)),
         );
+        // Right after the answer: the editor's command menu.
+        agent
+            .announce_commands(&loaded.session, events.as_ref(), true)
+            .await;
     });
     Ok(())
 }
@@ -140,6 +144,10 @@ pub(crate) async fn resume(
             responder,
             Ok(wire::ResumeSessionResponse::new().config_options(options)),
         );
+        // Right after the answer: the editor's command menu.
+        agent
+            .announce_commands(&loaded.session, events.as_ref(), true)
+            .await;
     });
     Ok(())
 }

@@ -45,6 +45,17 @@ pub struct AgentConfig {
     /// `session/new` beyond it). Smaller than [`max_sessions`](Self::max_sessions), so one
     /// connection cannot take every session away from the others.
     pub max_sessions_per_connection: usize,
+    /// Where the user's own slash commands live (`NAME.md` prompt files, see
+    /// `specs/modes-and-commands.md`); a project's `.punie/commands/` wins on a name clash.
+    /// Default: `commands` in the platform's config directory (`~/.config/punie/commands` on
+    /// Linux); `None`: no user commands.
+    pub user_commands_dir: Option<std::path::PathBuf>,
+}
+
+/// The default [`AgentConfig::user_commands_dir`]: `commands` in the platform's config
+/// directory, if it has one.
+pub fn default_user_commands_dir() -> Option<std::path::PathBuf> {
+    directories::ProjectDirs::from("dev", "punie", "punie").map(|d| d.config_dir().join("commands"))
 }
 
 impl Default for AgentConfig {
@@ -62,6 +73,7 @@ impl Default for AgentConfig {
             turn_timeout: Duration::from_secs(30 * 60),
             max_sessions: DEFAULT_MAX_SESSIONS,
             max_sessions_per_connection: DEFAULT_MAX_SESSIONS_PER_CONNECTION,
+            user_commands_dir: default_user_commands_dir(),
         }
     }
 }

@@ -4,6 +4,7 @@
 //! model's answer, runs the tools it calls and reports [`TurnEvent`]s to an [`EventSink`].
 
 mod builder;
+mod commands;
 mod config;
 mod context;
 mod error;
@@ -21,9 +22,15 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 pub use builder::{AgentBuilder, BuildError};
-pub use config::{AgentConfig, DEFAULT_MAX_SESSIONS, DEFAULT_MAX_SESSIONS_PER_CONNECTION};
+pub use config::{
+    AgentConfig, DEFAULT_MAX_SESSIONS, DEFAULT_MAX_SESSIONS_PER_CONNECTION,
+    default_user_commands_dir,
+};
 pub use error::AgentError;
-pub use events::{EventSink, StopReason, ToolCallChange, ToolCallStart, ToolCallStatus, TurnEvent};
+pub use events::{
+    CommandInfo, CompactionStatus, EventSink, StopReason, ToolCallChange, ToolCallStart,
+    ToolCallStatus, TurnEvent,
+};
 pub use observe::{ModelRequestStats, ToolCallStats, TurnObserver};
 pub use open::OpeningSession;
 pub(crate) use open::connect_mcp;
@@ -285,6 +292,22 @@ impl PendingTurn {
     ) -> Result<StopReason, AgentError> {
         let Self { claim, prompt } = self;
         let session = claim.session().clone();
+        // Prompt files may have come or gone since the commands were last told.
+        let commands = agent
+            .announce_commands(&session, events.as_ref(), false)
+            .await;
+        let prompt = match commands.resolve(&prompt) {
+            commands::Invocation::Model(text) => text,
+            commands::Invocation::Local {
+                command,
+                arguments,
+                typed,
+            } => {
+                return agent
+                    .run_command(claim, command, &arguments, &typed, events)
+                    .await;
+            }
+        };
         let cancel = claim.cancel_token().clone();
         let started = Instant::now();
         let mut working = claim.history();

@@ -236,7 +236,7 @@ fn rebuild(loaded: &mut Loaded) {
             }
             Record::Title { title } => loaded.title = Some(title.clone()),
             Record::Model { name } => loaded.model = Some(name.clone()),
-            Record::ToolCall { .. } => {}
+            Record::ToolCall { .. } | Record::Command { .. } => {}
         }
     }
     if turn_start.is_some() {
