@@ -166,11 +166,9 @@ pub(crate) fn session_update(
         TurnEvent::AvailableCommands(commands) => wire::SessionUpdate::AvailableCommandsUpdate(
             wire::AvailableCommandsUpdate::new(commands.into_iter().map(command).collect()),
         ),
-        TurnEvent::ModelSwitched { current, available } => {
-            wire::SessionUpdate::ConfigOptionUpdate(wire::ConfigOptionUpdate::new(
-                model_options(Some(current), available),
-            ))
-        }
+        TurnEvent::ModelSwitched { current, available } => wire::SessionUpdate::ConfigOptionUpdate(
+            wire::ConfigOptionUpdate::new(model_options(Some(current), available)),
+        ),
     })
 }
 

@@ -111,7 +111,9 @@ pub(crate) async fn new_session(
             Ok(wire::NewSessionResponse::new(id).config_options(options)),
         );
         // Right after the answer: the editor's command menu.
-        agent.announce_commands(&session, events.as_ref(), true).await;
+        agent
+            .announce_commands(&session, events.as_ref(), true)
+            .await;
         if let Some(loading) = discovery {
             let (available, extra) = (agent.toolset(), agent.extra_tools().to_vec());
             tokio::spawn(discovery::discover(

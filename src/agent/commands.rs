@@ -261,7 +261,11 @@ impl CommandTable {
                 .resolve(PROJECT_COMMANDS_DIR)
                 .map_err(|e| e.to_string())
                 .and_then(|path| Walker::open(workspace.root(), &path).map_err(|e| e.to_string()))
-                .and_then(|walker| walker.files_in(".md", MAX_COMMAND_FILES).map_err(|e| e.to_string()));
+                .and_then(|walker| {
+                    walker
+                        .files_in(".md", MAX_COMMAND_FILES)
+                        .map_err(|e| e.to_string())
+                });
             match listed {
                 Ok((files, total)) => read_prompt_files(
                     files,
@@ -298,11 +302,13 @@ impl CommandTable {
 
     /// The commands for the editor's menu: Punie's own, then the prompt files', by name.
     pub(crate) fn infos(&self) -> Vec<CommandInfo> {
-        let own = BUILTINS.iter().map(|(_, name, description, hint)| CommandInfo {
-            name: (*name).to_owned(),
-            description: (*description).to_owned(),
-            hint: hint.map(str::to_owned),
-        });
+        let own = BUILTINS
+            .iter()
+            .map(|(_, name, description, hint)| CommandInfo {
+                name: (*name).to_owned(),
+                description: (*description).to_owned(),
+                hint: hint.map(str::to_owned),
+            });
         let user = self.user.iter().map(|c| CommandInfo {
             name: c.name.clone(),
             description: c.description.clone(),
@@ -519,7 +525,9 @@ impl Agent {
                 text
             }
             Builtin::Model => {
-                let text = self.model_command(&session, arguments, events.as_ref()).await;
+                let text = self
+                    .model_command(&session, arguments, events.as_ref())
+                    .await;
                 emit(&text);
                 text
             }
@@ -689,9 +697,16 @@ mod tests {
         let t = CommandTable::load(&workspace, Some(&user));
         let names: Vec<&str> = t.user.iter().map(|c| c.name.as_str()).collect();
         assert_eq!(names, ["both", "mine"]);
-        assert_eq!(t.resolve("/both"), Invocation::Model("from the project".into()));
+        assert_eq!(
+            t.resolve("/both"),
+            Invocation::Model("from the project".into())
+        );
         assert_eq!(t.problems.len(), 2, "{:?}", t.problems);
-        assert!(t.problems.iter().any(|p| p.contains("big.md") && p.contains("64 KiB")));
+        assert!(
+            t.problems
+                .iter()
+                .any(|p| p.contains("big.md") && p.contains("64 KiB"))
+        );
         assert!(t.problems.iter().any(|p| p.contains("clear.md")));
 
         for n in 0..(MAX_COMMAND_FILES + 5) {

@@ -263,7 +263,9 @@ fn render(loaded: &Loaded, markdown: bool) -> String {
                 at,
             } => {
                 if markdown {
-                    text.push_str(&format!("## You ({at})\n\n`{command}`\n\n**Punie:**\n\n{output}\n\n"));
+                    text.push_str(&format!(
+                        "## You ({at})\n\n`{command}`\n\n**Punie:**\n\n{output}\n\n"
+                    ));
                 } else {
                     text.push_str(&format!("> you ({at})\n{command}\n< punie\n{output}\n\n"));
                 }

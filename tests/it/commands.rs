@@ -105,11 +105,17 @@ async fn the_command_menu_arrives_after_new_and_after_load() {
     .await;
     let first = first.lock().unwrap();
     let lists = command_lists(&first);
-    assert_eq!(lists.len(), 1, "once after session/new, unchanged at the prompt");
+    assert_eq!(
+        lists.len(),
+        1,
+        "once after session/new, unchanged at the prompt"
+    );
     let menu = &lists[0];
     assert_eq!(
         names(menu),
-        ["compact", "init", "model", "context", "tools", "clear", "review"]
+        [
+            "compact", "init", "model", "context", "tools", "clear", "review"
+        ]
     );
     let review = menu.iter().find(|c| c.name == "review").unwrap();
     assert_eq!(review.description, "Review a file for bugs");
@@ -164,7 +170,10 @@ async fn the_command_menu_arrives_after_new_and_after_load() {
         .iter()
         .position(|u| matches!(u, SessionUpdate::UserMessageChunk(_)))
         .unwrap();
-    assert!(replay_at < menu_at, "the menu follows the replay and the answer");
+    assert!(
+        replay_at < menu_at,
+        "the menu follows the replay and the answer"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -178,7 +187,11 @@ async fn prompt_files_reach_the_model_with_their_arguments_and_unknown_words_go_
     write_command(&project, "review", "Review $ARGUMENTS for bugs.");
     let config = dir.path().join("config");
     let user = config.join("punie/commands");
-    write_command(&user, "review", "the user's review, shadowed by the project's");
+    write_command(
+        &user,
+        "review",
+        "the user's review, shadowed by the project's",
+    );
     write_command(&user, "greet", "Say hello to $ARGUMENTS, politely.");
     write_command(&project, "huge", &"x".repeat(65 * 1024 + 1));
     let (_, record) = with_editor(
@@ -294,7 +307,11 @@ async fn context_tools_clear_and_model_answer_without_the_model() {
     assert!(switched.contains("bigger-model"), "{switched}");
 
     let requests = server.requests();
-    assert_eq!(requests.len(), 2, "only the two real prompts asked the model");
+    assert_eq!(
+        requests.len(),
+        2,
+        "only the two real prompts asked the model"
+    );
     assert_eq!(requests[1]["model"], "bigger-model");
     assert_eq!(
         conversation(&requests[1]),
@@ -344,8 +361,14 @@ async fn compact_session(server: &FakeModelServer, compaction: bool) -> Shared {
     );
     assert!(conversation(&requests[2]).contains("one"));
     let after = conversation(&requests[3]);
-    assert!(after.contains("SUMMARY: the user said one, then two."), "{after}");
-    assert!(after.contains("two\nsecond answer\nthree"), "the latest exchange is kept: {after}");
+    assert!(
+        after.contains("SUMMARY: the user said one, then two."),
+        "{after}"
+    );
+    assert!(
+        after.contains("two\nsecond answer\nthree"),
+        "the latest exchange is kept: {after}"
+    );
     assert!(!after.contains("first answer"), "{after}");
     record
 }
@@ -378,11 +401,20 @@ async fn compact_sends_compaction_updates_to_clients_that_advertise_them() {
         [CompactionStatus::InProgress, CompactionStatus::Completed]
     );
     assert!(ids.iter().all(|id| *id == ids[0]), "one id: {ids:?}");
-    assert!(summary.contains("SUMMARY: the user said one, then two."), "{summary}");
-    assert!(summary.contains("summarised the 1 earlier turn"), "{summary}");
+    assert!(
+        summary.contains("SUMMARY: the user said one, then two."),
+        "{summary}"
+    );
+    assert!(
+        summary.contains("summarised the 1 earlier turn"),
+        "{summary}"
+    );
     let text = record.message_text();
     assert!(text.contains("Nothing to compact yet"), "{text}");
-    assert!(!text.contains("summarised the 1 earlier turn"), "said once, as updates: {text}");
+    assert!(
+        !text.contains("summarised the 1 earlier turn"),
+        "said once, as updates: {text}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -437,5 +469,114 @@ async fn init_writes_agents_md_through_the_write_tool_and_asks_first() {
     assert_eq!(
         std::fs::read_to_string(ws.join("AGENTS.md")).unwrap(),
         "# Agents\n\nRun `make test`.\n"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn automatic_compaction_reports_like_compact() {
+    let server = FakeModelServer::start().await;
+    // Each answer alone takes most of a 4,096-token window (no repeated words: a repeating
+    // model is stopped early).
+    let long = |tag: &str| {
+        let words: Vec<String> = (0..1400).map(|i| format!("{tag}{i}")).collect();
+        words.join(" ")
+    };
+    server.push(Reply::text(&long("first")));
+    server.push(Reply::text(&long("second")));
+    // Whatever else is asked (a summary of older turns, the last answer).
+    for _ in 0..4 {
+        server.push(Reply::text("short answer"));
+    }
+    let (_dir, ws) = workspace();
+    let options = EditorOptions {
+        compaction: true,
+        env: vec![("PUNIE_CONTEXT_SIZE".into(), "4096".into())],
+        ..Default::default()
+    };
+    let (_, record) = with_editor(&server.base_url(), &ws, options, async |cx, _| {
+        let session = new_session(&cx, &ws).await;
+        for text in ["one", "two", "three"] {
+            let stop = prompt(&cx, &session, text).await.unwrap().stop_reason;
+            assert_eq!(stop, StopReason::EndTurn, "{text}");
+        }
+    })
+    .await;
+    let record = record.lock().unwrap();
+    let statuses: Vec<CompactionStatus> = record
+        .updates
+        .iter()
+        .filter_map(|u| match u {
+            SessionUpdate::CompactionUpdate(u) => Some(u.status.clone()),
+            _ => None,
+        })
+        .collect();
+    assert!(!statuses.is_empty(), "the history was compacted");
+    for pair in statuses.chunks(2) {
+        assert_eq!(
+            pair,
+            [CompactionStatus::InProgress, CompactionStatus::Completed],
+            "{statuses:?}"
+        );
+    }
+    let summary: String = record
+        .updates
+        .iter()
+        .filter_map(|u| match u {
+            SessionUpdate::CompactionSummaryChunk(CompactionSummaryChunk {
+                content: ContentBlock::Text(t),
+                ..
+            }) => Some(t.text.clone()),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        summary.contains("to fit the model's 4,096-token context window"),
+        "{summary}"
+    );
+    assert!(!record.message_text().contains("to fit the model's"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cleared_session_loads_cleared() {
+    let server = FakeModelServer::start().await;
+    server.push(Reply::text("remembered"));
+    server.push(Reply::text("fresh"));
+    let (_dir, ws) = workspace();
+    let (session, _) = with_editor(
+        &server.base_url(),
+        &ws,
+        EditorOptions::default(),
+        async |cx, _| {
+            let session = new_session(&cx, &ws).await;
+            prompt(&cx, &session, "remember the secret 42")
+                .await
+                .unwrap();
+            prompt(&cx, &session, "/clear").await.unwrap();
+            session
+        },
+    )
+    .await;
+    let (_, record) = with_editor(
+        &server.base_url(),
+        &ws,
+        EditorOptions::default(),
+        async |cx, _| {
+            cx.send_request(LoadSessionRequest::new(session.clone(), &ws))
+                .block_task()
+                .await
+                .expect("session/load");
+            prompt(&cx, &session, "what was the secret?").await.unwrap();
+        },
+    )
+    .await;
+    assert_eq!(
+        conversation(&server.requests()[1]),
+        "what was the secret?",
+        "the loaded session starts from the clear"
+    );
+    let text = record.lock().unwrap().message_text();
+    assert!(
+        text.contains("remembered") && text.contains("Cleared: this session starts over"),
+        "the replay shows the conversation and the clear: {text}"
     );
 }
