@@ -103,27 +103,28 @@ async fn the_command_menu_arrives_after_new_and_after_load() {
         },
     )
     .await;
-    let first = first.lock().unwrap();
-    let lists = command_lists(&first);
-    assert_eq!(
-        lists.len(),
-        1,
-        "once after session/new, unchanged at the prompt"
-    );
-    let menu = &lists[0];
-    assert_eq!(
-        names(menu),
-        [
-            "compact", "init", "model", "context", "tools", "clear", "review"
-        ]
-    );
-    let review = menu.iter().find(|c| c.name == "review").unwrap();
-    assert_eq!(review.description, "Review a file for bugs");
-    assert_eq!(hint(menu, "review").as_deref(), Some("the file"));
-    assert!(hint(menu, "model").is_some() && hint(menu, "init").is_some());
-    assert_eq!(hint(menu, "context"), None);
-    assert!(server.requests().is_empty(), "/context asks no model");
-    drop(first);
+    {
+        let first = first.lock().unwrap();
+        let lists = command_lists(&first);
+        assert_eq!(
+            lists.len(),
+            1,
+            "once after session/new, unchanged at the prompt"
+        );
+        let menu = &lists[0];
+        assert_eq!(
+            names(menu),
+            [
+                "compact", "init", "model", "context", "tools", "clear", "review"
+            ]
+        );
+        let review = menu.iter().find(|c| c.name == "review").unwrap();
+        assert_eq!(review.description, "Review a file for bugs");
+        assert_eq!(hint(menu, "review").as_deref(), Some("the file"));
+        assert!(hint(menu, "model").is_some() && hint(menu, "init").is_some());
+        assert_eq!(hint(menu, "context"), None);
+        assert!(server.requests().is_empty(), "/context asks no model");
+    }
 
     let (_, second) = with_editor(
         &server.base_url(),
