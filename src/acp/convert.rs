@@ -3,7 +3,10 @@
 
 use agent_client_protocol::v1::schema as wire;
 
-use crate::agent::{StopReason, ToolCallChange, ToolCallStart, ToolCallStatus, TurnEvent};
+use crate::agent::{
+    CommandInfo, CompactionStatus, StopReason, ToolCallChange, ToolCallStart, ToolCallStatus,
+    TurnEvent,
+};
 use crate::tools::mcp::McpServerConfig;
 use crate::workspace::{ExitStatus, PermissionOutcome, TerminalId, ToolContent, ToolKind};
 
@@ -79,6 +82,9 @@ pub(crate) struct UpdateSupport {
     pub(crate) usage: bool,
     /// `notice`: advertised as `clientCapabilities.session.notices`.
     pub(crate) notices: bool,
+    /// `compaction_update` and `compaction_summary_chunk`: advertised as
+    /// `clientCapabilities.session.compaction`.
+    pub(crate) compaction: bool,
 }
 
 impl UpdateSupport {
@@ -86,6 +92,10 @@ impl UpdateSupport {
         Self {
             usage: caps.session.is_some(),
             notices: caps.session.as_ref().is_some_and(|s| s.notices.is_some()),
+            compaction: caps
+                .session
+                .as_ref()
+                .is_some_and(|s| s.compaction.is_some()),
         }
     }
 }
@@ -120,13 +130,106 @@ pub(crate) fn session_update(
         TurnEvent::Usage { .. } => return None,
         // ACP has no update for a prompt being read; `punie ask` shows it.
         TurnEvent::PromptProgress { .. } => return None,
-        TurnEvent::Notice { title, description } if support.notices => wire::SessionUpdate::Notice(
-            wire::Notice::new(wire::NoticeSeverity::Info, title).description(description),
+        TurnEvent::Notice { title, description } => notice(title, description, support),
+        TurnEvent::Compaction {
+            id,
+            status,
+            description,
+        } if support.compaction => {
+            let mut update = wire::CompactionUpdate::new(id, compaction_status(status));
+            if status != CompactionStatus::Completed
+                && let Some(description) = description
+            {
+                update = update.error(description);
+            }
+            wire::SessionUpdate::CompactionUpdate(update)
+        }
+        TurnEvent::CompactionSummary { id, text } if support.compaction => {
+            wire::SessionUpdate::CompactionSummaryChunk(wire::CompactionSummaryChunk::new(
+                id,
+                text.into(),
+            ))
+        }
+        // Clients without compaction updates learn how a compaction ended, in words.
+        TurnEvent::Compaction {
+            status,
+            description: Some(description),
+            ..
+        } if status != CompactionStatus::InProgress => {
+            let title = match status {
+                CompactionStatus::Completed => "History compacted",
+                _ => "History not compacted",
+            };
+            notice(title.to_owned(), description, support)
+        }
+        TurnEvent::Compaction { .. } | TurnEvent::CompactionSummary { .. } => return None,
+        TurnEvent::AvailableCommands(commands) => wire::SessionUpdate::AvailableCommandsUpdate(
+            wire::AvailableCommandsUpdate::new(commands.into_iter().map(command).collect()),
         ),
-        TurnEvent::Notice { description, .. } => wire::SessionUpdate::AgentMessageChunk(
-            wire::ContentChunk::new(format!("_({description})_\n\n").into()),
+        TurnEvent::ModelSwitched { current, available } => wire::SessionUpdate::ConfigOptionUpdate(
+            wire::ConfigOptionUpdate::new(model_options(Some(current), available)),
         ),
     })
+}
+
+/// A notice, or for editors without notices the same words in the answer.
+fn notice(title: String, description: String, support: UpdateSupport) -> wire::SessionUpdate {
+    if support.notices {
+        wire::SessionUpdate::Notice(
+            wire::Notice::new(wire::NoticeSeverity::Info, title).description(description),
+        )
+    } else {
+        wire::SessionUpdate::AgentMessageChunk(wire::ContentChunk::new(
+            format!("_({description})_\n\n").into(),
+        ))
+    }
+}
+
+fn compaction_status(status: CompactionStatus) -> wire::CompactionStatus {
+    match status {
+        CompactionStatus::InProgress => wire::CompactionStatus::InProgress,
+        CompactionStatus::Completed => wire::CompactionStatus::Completed,
+        CompactionStatus::Failed => wire::CompactionStatus::Failed,
+        CompactionStatus::Cancelled => wire::CompactionStatus::Cancelled,
+    }
+}
+
+/// A slash command for the editor's menu.
+fn command(info: CommandInfo) -> wire::AvailableCommand {
+    let input = info.hint.map(|hint| {
+        wire::AvailableCommandInput::Unstructured(wire::UnstructuredCommandInput::new(hint))
+    });
+    wire::AvailableCommand::new(info.name, info.description).input(input)
+}
+
+/// The id of the session config option that picks the model.
+pub(crate) const MODEL_OPTION: &str = "model";
+
+/// The session's config options for a model picker showing `current` among `available`:
+/// none when the back end cannot switch models (it lists none).
+pub(crate) fn model_options(
+    current: Option<String>,
+    available: Vec<String>,
+) -> Vec<wire::SessionConfigOption> {
+    let Some(current) = current.or_else(|| available.first().cloned()) else {
+        return Vec::new();
+    };
+    if available.is_empty() {
+        return Vec::new();
+    }
+    let mut models = available;
+    if !models.contains(&current) {
+        models.insert(0, current.clone());
+    }
+    let options: Vec<wire::SessionConfigSelectOption> = models
+        .iter()
+        .map(|m| wire::SessionConfigSelectOption::new(m.clone(), m.clone()))
+        .collect();
+    vec![
+        wire::SessionConfigOption::select(MODEL_OPTION, "Model", current, options)
+            .description("The model Punie uses from the next request on".to_owned())
+            .category(wire::SessionConfigOptionCategory::Model),
+    ]
 }
 
 pub(crate) fn stop_reason(stop: StopReason) -> wire::StopReason {

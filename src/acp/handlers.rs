@@ -94,6 +94,7 @@ pub(crate) async fn new_session(
     let mcp_servers = convert::mcp_servers(request.mcp_servers);
     let mcp = (!mcp_servers.is_empty()).then(|| opening.session().loading_tools());
     let editor = connection.editor(&cx, opening.id());
+    let events = connection.events(cx.clone());
     let connection = connection.clone();
     tokio::spawn(async move {
         let agent = &connection.agent;
@@ -113,6 +114,10 @@ pub(crate) async fn new_session(
                 .config_options(options)
                 .modes(modes::mode_state(&session))),
         );
+        // Right after the answer: the editor's command menu.
+        agent
+            .announce_commands(&session, events.as_ref(), true)
+            .await;
         if let Some(loading) = discovery {
             let (available, extra) = (agent.toolset(), agent.extra_tools().to_vec());
             tokio::spawn(discovery::discover(

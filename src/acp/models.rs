@@ -9,12 +9,11 @@ use agent_client_protocol::v1::schema as wire;
 use agent_client_protocol::v1::{ConnectionTo, Responder};
 
 use super::connection::Connection;
+use super::convert::{self, MODEL_OPTION};
 use super::error::{RequestError, answer};
 use super::modes::{MODE_OPTION, mode_option, parse_mode};
 use crate::agent::{Agent, Session};
 
-/// The id of the session config option that picks the model.
-const MODEL_OPTION: &str = "model";
 /// The pre-config-option way to switch models, still sent by some clients.
 pub(crate) const LEGACY_SET_MODEL: &str = "session/set_model";
 
@@ -35,23 +34,7 @@ pub(crate) async fn config_options(
 /// The model picker, when the server lists models.
 async fn model_option(agent: &Agent, session: &Session) -> Option<wire::SessionConfigOption> {
     let (current, available) = agent.session_models(session).await;
-    let current = current.or_else(|| available.first().cloned())?;
-    if available.is_empty() {
-        return None;
-    }
-    let mut models = available;
-    if !models.contains(&current) {
-        models.insert(0, current.clone());
-    }
-    let options: Vec<wire::SessionConfigSelectOption> = models
-        .iter()
-        .map(|m| wire::SessionConfigSelectOption::new(m.clone(), m.clone()))
-        .collect();
-    Some(
-        wire::SessionConfigOption::select(MODEL_OPTION, "Model", current, options)
-            .description("The model Punie uses from the next request on".to_owned())
-            .category(wire::SessionConfigOptionCategory::Model),
-    )
+    convert::model_options(current, available).into_iter().next()
 }
 
 /// Announces every change of `session`'s mode to the editor, whoever made it (`session/set_mode`,

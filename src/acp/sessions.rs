@@ -114,6 +114,10 @@ pub(crate) async fn load(
                 .config_options(options)
                 .modes(modes::mode_state(&loaded.session))),
         );
+        // Right after the answer: the editor's command menu.
+        agent
+            .announce_commands(&loaded.session, events.as_ref(), true)
+            .await;
     });
     Ok(())
 }
@@ -147,6 +151,10 @@ pub(crate) async fn resume(
                 .config_options(options)
                 .modes(modes::mode_state(&loaded.session))),
         );
+        // Right after the answer: the editor's command menu.
+        agent
+            .announce_commands(&loaded.session, events.as_ref(), true)
+            .await;
     });
     Ok(())
 }

@@ -49,6 +49,17 @@ pub struct AgentConfig {
     pub max_sessions_per_connection: usize,
     /// The mode new sessions start in (and saved sessions that never recorded one).
     pub default_mode: Mode,
+    /// Where the user's own slash commands live (`NAME.md` prompt files, see
+    /// `specs/modes-and-commands.md`); a project's `.punie/commands/` wins on a name clash.
+    /// Default: `commands` in the platform's config directory (`~/.config/punie/commands` on
+    /// Linux); `None`: no user commands.
+    pub user_commands_dir: Option<std::path::PathBuf>,
+}
+
+/// The default [`AgentConfig::user_commands_dir`]: `commands` in the platform's config
+/// directory, if it has one.
+pub fn default_user_commands_dir() -> Option<std::path::PathBuf> {
+    directories::ProjectDirs::from("dev", "punie", "punie").map(|d| d.config_dir().join("commands"))
 }
 
 impl Default for AgentConfig {
@@ -67,6 +78,7 @@ impl Default for AgentConfig {
             max_sessions: DEFAULT_MAX_SESSIONS,
             max_sessions_per_connection: DEFAULT_MAX_SESSIONS_PER_CONNECTION,
             default_mode: Mode::default(),
+            user_commands_dir: default_user_commands_dir(),
         }
     }
 }

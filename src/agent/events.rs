@@ -100,6 +100,60 @@ pub enum TurnEvent {
         /// The details.
         description: String,
     },
+    /// A compaction of the history (automatic, or asked for with `/compact`) started, ended or
+    /// failed. Every compaction reports [`CompactionStatus::InProgress`] first and one final
+    /// status last, with the same `id`.
+    Compaction {
+        /// Unique within the session.
+        id: String,
+        /// Where it stands.
+        status: CompactionStatus,
+        /// Once it ended: what was done, or why it failed, in words for the person.
+        description: Option<String>,
+    },
+    /// A piece of what a compaction kept in place of the older turns (what it did, and the
+    /// model's summary), sent between its start and its end.
+    CompactionSummary {
+        /// The compaction's id.
+        id: String,
+        /// The text to append.
+        text: String,
+    },
+    /// The slash commands the session offers, sent when a session opens and whenever the list
+    /// changes (a prompt file was added or removed).
+    AvailableCommands(Vec<CommandInfo>),
+    /// The session now uses another model (after `/model NAME`): the model pickers follow.
+    ModelSwitched {
+        /// The model in use.
+        current: String,
+        /// The models it could switch to.
+        available: Vec<String>,
+    },
+}
+
+/// Where a compaction of the history stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CompactionStatus {
+    /// Started, not finished.
+    InProgress,
+    /// Finished: the history is shorter.
+    Completed,
+    /// Did not happen: the history is as it was.
+    Failed,
+    /// Cancelled with the turn: the history is as it was.
+    Cancelled,
+}
+
+/// A slash command, as the editor's command menu shows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CommandInfo {
+    /// The name typed after `/`.
+    pub name: String,
+    /// What it does.
+    pub description: String,
+    /// What to type after the name, for commands that take arguments.
+    pub hint: Option<String>,
 }
 
 /// Receives a session's events, in order.

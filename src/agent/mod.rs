@@ -4,6 +4,7 @@
 //! model's answer, runs the tools it calls and reports [`TurnEvent`]s to an [`EventSink`].
 
 mod builder;
+mod commands;
 mod config;
 mod context;
 mod error;
@@ -22,9 +23,15 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 pub use builder::{AgentBuilder, BuildError};
-pub use config::{AgentConfig, DEFAULT_MAX_SESSIONS, DEFAULT_MAX_SESSIONS_PER_CONNECTION};
+pub use config::{
+    AgentConfig, DEFAULT_MAX_SESSIONS, DEFAULT_MAX_SESSIONS_PER_CONNECTION,
+    default_user_commands_dir,
+};
 pub use error::AgentError;
-pub use events::{EventSink, StopReason, ToolCallChange, ToolCallStart, ToolCallStatus, TurnEvent};
+pub use events::{
+    CommandInfo, CompactionStatus, EventSink, StopReason, ToolCallChange, ToolCallStart,
+    ToolCallStatus, TurnEvent,
+};
 pub use mode::{Mode, UnknownMode};
 pub use observe::{ModelRequestStats, ToolCallStats, TurnObserver};
 pub use open::OpeningSession;
@@ -278,6 +285,19 @@ impl Agent {
     }
 }
 
+/// The session's mode now, the tools it offers, and the tools it withholds.
+pub(crate) fn mode_tools(session: &Session) -> (Mode, Toolset, Toolset) {
+    let mode = session.mode();
+    let (mut toolset, mut withheld) = (Toolset::new(), Toolset::new());
+    for tool in session.toolset().iter() {
+        match mode.allows(tool.as_ref()) {
+            true => toolset.add(tool.clone()),
+            false => withheld.add(tool.clone()),
+        }
+    }
+    (mode, toolset, withheld)
+}
+
 /// A prompt turn that has claimed its session but not yet run.
 pub struct PendingTurn {
     claim: session::TurnClaim,
@@ -304,6 +324,22 @@ impl PendingTurn {
     ) -> Result<StopReason, AgentError> {
         let Self { claim, prompt } = self;
         let session = claim.session().clone();
+        // Prompt files may have come or gone since the commands were last told.
+        let commands = agent
+            .announce_commands(&session, events.as_ref(), false)
+            .await;
+        let prompt = match commands.resolve(&prompt) {
+            commands::Invocation::Model(text) => text,
+            commands::Invocation::Local {
+                command,
+                arguments,
+                typed,
+            } => {
+                return agent
+                    .run_command(claim, command, &arguments, &typed, events)
+                    .await;
+            }
+        };
         let cancel = claim.cancel_token().clone();
         let started = Instant::now();
         let mut working = claim.history();
@@ -327,14 +363,7 @@ impl PendingTurn {
         }
         // The mode at the turn's start decides what the model is offered and told; each call
         // obeys the mode in force when it is made.
-        let mode = session.mode();
-        let (mut toolset, mut withheld) = (Toolset::new(), Toolset::new());
-        for tool in session.toolset().iter() {
-            match mode.allows(tool.as_ref()) {
-                true => toolset.add(tool.clone()),
-                false => withheld.add(tool.clone()),
-            }
-        }
+        let (mode, toolset, withheld) = mode_tools(&session);
         let turn = turn::Turn {
             session: &session,
             model: &agent.model,

@@ -84,6 +84,10 @@ fn replay(loaded: &Loaded, updated_at: String) -> Vec<TurnEvent> {
                     events.push(TurnEvent::MessageChunk(content.clone()));
                 }
             }
+            Record::Command { text, output, .. } => {
+                events.push(TurnEvent::UserMessage(text.clone()));
+                events.push(TurnEvent::MessageChunk(output.clone()));
+            }
             Record::ToolCall { call } => {
                 let content: Vec<ToolContent> = call
                     .content

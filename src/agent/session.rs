@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio_util::sync::CancellationToken;
 
+use super::events::CommandInfo;
 use super::journal::Journal;
 use super::mode::Mode;
 use crate::llm::{ChatModel, Message};
@@ -34,6 +35,9 @@ struct SessionState {
     permissions: HashMap<String, bool>,
     /// Where the session is saved, if it is.
     journal: Option<Arc<Journal>>,
+    /// The slash commands last sent to the editor, and the problems with prompt files last
+    /// told, so both are sent again only when they change.
+    commands: Option<(Vec<CommandInfo>, Vec<String>)>,
     /// The running turn's cancellation, present from the moment a prompt claims the session
     /// until its turn ends: this, not a lock attempt, is what makes a second prompt busy.
     turn: Option<CancellationToken>,
@@ -248,6 +252,22 @@ impl Session {
     /// Remembers an "always allow" (`true`) or "always reject" (`false`) for `tool`.
     pub(crate) fn remember_permission(&self, tool: &str, allowed: bool) {
         self.state().permissions.insert(tool.to_owned(), allowed);
+    }
+
+    /// Remembers `commands` and `problems` as sent; returns which of the two differ from what
+    /// was sent before (both when nothing was).
+    pub(crate) fn commands_sent(
+        &self,
+        commands: &[CommandInfo],
+        problems: &[String],
+    ) -> (bool, bool) {
+        let mut state = self.state();
+        let changed = match &state.commands {
+            Some((sent, told)) => (sent != commands, told != problems),
+            None => (true, true),
+        };
+        state.commands = Some((commands.to_vec(), problems.to_vec()));
+        changed
     }
 
     /// Cancels the running turn, if any. Returns whether there was one.

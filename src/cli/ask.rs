@@ -304,7 +304,11 @@ impl EventSink for TerminalEvents {
                 close_lines(&mut state);
                 let _ = writeln!(std::io::stderr().lock(), "{line}");
             }
-            TurnEvent::Notice { description, .. } => {
+            TurnEvent::Notice { description, .. }
+            | TurnEvent::Compaction {
+                description: Some(description),
+                ..
+            } => {
                 close_lines(&mut state);
                 let line = self.style.paint("33", &format!("! {description}"));
                 let _ = writeln!(std::io::stderr().lock(), "{line}");

@@ -257,6 +257,19 @@ fn render(loaded: &Loaded, markdown: bool) -> String {
                     }
                 }
             }
+            Record::Command {
+                text: command,
+                output,
+                at,
+            } => {
+                if markdown {
+                    text.push_str(&format!(
+                        "## You ({at})\n\n`{command}`\n\n**Punie:**\n\n{output}\n\n"
+                    ));
+                } else {
+                    text.push_str(&format!("> you ({at})\n{command}\n< punie\n{output}\n\n"));
+                }
+            }
             Record::Compacted { .. } => text.push_str("  (older turns were summarised here)\n"),
             Record::Model { name } => text.push_str(&format!("  (switched to model {name})\n")),
             Record::TurnEnd { stop, .. } if stop != "end_turn" => {

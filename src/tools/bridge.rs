@@ -95,6 +95,10 @@ impl Tool for BridgedTool {
         "bridged"
     }
 
+    fn source(&self) -> super::ToolSource {
+        super::ToolSource::Editor
+    }
+
     fn preview<'a>(
         &'a self,
         args: &'a Value,

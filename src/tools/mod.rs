@@ -141,6 +141,18 @@ impl ToolContext {
     }
 }
 
+/// Where a tool comes from, as `/tools` shows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ToolSource {
+    /// Compiled into the program: Punie's own tools and those an embedding program adds.
+    BuiltIn,
+    /// The editor's catalog, through Punie's tool-discovery extension.
+    Editor,
+    /// An MCP server, by the name the editor gave it.
+    Mcp(String),
+}
+
 /// A tool the model can call.
 ///
 /// Object safe: a session holds its tools as `Arc<dyn Tool>`.
@@ -162,6 +174,11 @@ pub trait Tool: Send + Sync {
     /// sent, but it still runs when called by name.
     fn rarely_used(&self) -> bool {
         false
+    }
+
+    /// Where the tool comes from: built in unless it says otherwise.
+    fn source(&self) -> ToolSource {
+        ToolSource::BuiltIn
     }
 
     /// Whether the person must allow each call (writes and commands do).

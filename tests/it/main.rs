@@ -18,6 +18,7 @@ mod cli_doctor;
 mod cli_help;
 mod cli_init;
 mod cli_stdio;
+mod commands;
 mod context_budget;
 mod e2e_acp;
 mod e2e_bare_calls;

@@ -563,3 +563,52 @@ async fn a_journal_without_a_mode_loads_in_the_default_mode() {
     .await;
     assert_eq!(modes, ["edit", "edit"]);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_mode_command_switches_like_the_pickers_and_names_the_modes() {
+    let server = FakeModelServer::start().await;
+    server.push(Reply::text("only reading now"));
+    let (_dir, ws) = workspace();
+    let (answers, record) = with_editor(
+        &server.spec_for(FAKE_MODEL),
+        &ws,
+        EditorOptions::default(),
+        async |cx, record| {
+            let created = cx
+                .send_request(NewSessionRequest::new(&ws))
+                .block_task()
+                .await
+                .unwrap();
+            let mut answers = Vec::new();
+            for text in ["/mode", "/mode yolo", "/mode ask", "what is here?"] {
+                let before = record.lock().unwrap().message_text().len();
+                let stop = prompt(&cx, &created.session_id, text).await.unwrap();
+                assert_eq!(stop.stop_reason, StopReason::EndTurn, "{text}");
+                answers.push(record.lock().unwrap().message_text()[before..].to_owned());
+            }
+            wait_until(&record, "the mode update", |r| !mode_updates(r).is_empty()).await;
+            answers
+        },
+    )
+    .await;
+    let [list, unknown, switched, _] = &answers[..] else {
+        panic!("{answers:?}")
+    };
+    assert!(
+        list.contains("`code` (in use)") && list.contains("`ask`") && list.contains("`edit`"),
+        "{list}"
+    );
+    assert!(
+        unknown.contains("yolo") && unknown.contains("ask, plan, code, edit"),
+        "names the modes: {unknown}"
+    );
+    assert!(switched.contains("now in ask mode"), "{switched}");
+    assert_eq!(
+        server.requests().len(),
+        1,
+        "only the real prompt asked the model"
+    );
+    assert_read_only(&offered(&server, 0));
+    let record = record.lock().unwrap();
+    assert_eq!(mode_updates(&record), ["ask"], "current_mode_update follows /mode");
+}

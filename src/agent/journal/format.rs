@@ -216,6 +216,17 @@ pub enum Record {
         /// The history the model reads from here on.
         history: Vec<StoredMessage>,
     },
+    /// A slash command answered without the model (`/context`, `/clear`, `/compact`…): shown
+    /// again on load, never part of what the model reads. A command that changed the history
+    /// is followed by a `compacted` record with the history from there on.
+    Command {
+        /// When (RFC 3339).
+        at: String,
+        /// The command as typed.
+        text: String,
+        /// What Punie answered.
+        output: String,
+    },
     /// The session switched models.
     Model {
         /// The model's name.

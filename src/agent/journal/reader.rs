@@ -240,7 +240,7 @@ fn rebuild(loaded: &mut Loaded) {
             Record::Title { title } => loaded.title = Some(title.clone()),
             Record::Model { name } => loaded.model = Some(name.clone()),
             Record::Mode { mode } => loaded.mode = Some(mode.clone()),
-            Record::ToolCall { .. } => {}
+            Record::ToolCall { .. } | Record::Command { .. } => {}
         }
     }
     if turn_start.is_some() {

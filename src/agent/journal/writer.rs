@@ -232,6 +232,37 @@ impl Journal {
         }
     }
 
+    /// Records a slash command answered without the model, and, when it changed the history
+    /// (`/clear`, `/compact`), the history from now on. Synced at once, as a turn's end is.
+    pub(crate) fn command(&self, text: &str, output: &str, history: Option<&[Message]>) {
+        let mut inner = self.inner();
+        let at = now();
+        if let Some(history) = history {
+            let history = history
+                .iter()
+                .filter_map(StoredMessage::from_message)
+                .collect();
+            self.append(&mut inner, &Record::Compacted { history });
+        }
+        self.append(
+            &mut inner,
+            &Record::Command {
+                at: at.clone(),
+                text: text.to_owned(),
+                output: output.to_owned(),
+            },
+        );
+        if let Some(file) = &inner.file
+            && let Err(error) = file.sync_data()
+        {
+            tracing::warn!(session = %self.id, %error, "cannot sync the session journal");
+        }
+        inner.summary.updated_at = at;
+        if let Err(error) = write_summary(&self.summary_path, &inner.summary) {
+            tracing::warn!(session = %self.id, %error, "cannot update the session summary");
+        }
+    }
+
     /// Records a model switch.
     pub(crate) fn model(&self, name: &str) {
         let mut inner = self.inner();

@@ -9,7 +9,7 @@ use crate::agent::context::{
     self, DEFAULT_CONTEXT_TOKENS, KEPT_TURNS, MAX_ANSWER_TOKENS, MIN_ANSWER_TOKENS,
 };
 use crate::agent::error::{AgentError, thousands};
-use crate::agent::events::TurnEvent;
+use crate::agent::events::{CompactionStatus, TurnEvent};
 use crate::llm::{ChatRequest, LlmError, Message, ModelEvent, ToolSpec, Usage};
 use crate::tools::profile::ToolProfile;
 
@@ -20,6 +20,47 @@ const FIXED_SHARE_DIVISOR: u32 = 3;
 /// The calibration of the estimate is kept within these bounds, so one odd count cannot make
 /// it wildly optimistic or pessimistic.
 const RATIO_BOUNDS: (f64, f64) = (0.5, 1.5);
+
+/// What fills the context window, in estimated tokens (see [`Turn::context_use`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct ContextUse {
+    /// The context window.
+    pub(crate) window: u32,
+    /// The system prompt without the project's instructions.
+    pub(crate) system_prompt: u32,
+    /// The project's instructions.
+    pub(crate) instructions: u32,
+    /// The name of the tool profile the window affords.
+    pub(crate) tools_profile: &'static str,
+    /// Tools described to the model.
+    pub(crate) tool_count: usize,
+    /// Their schemas.
+    pub(crate) tools: u32,
+    /// The conversation.
+    pub(crate) history: u32,
+    /// Messages in it.
+    pub(crate) messages: usize,
+}
+
+impl ContextUse {
+    /// Everything together.
+    pub(crate) fn total(&self) -> u32 {
+        self.system_prompt + self.instructions + self.tools + self.history
+    }
+}
+
+/// How `/compact` went.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum CompactOutcome {
+    /// The history was compacted; what was done.
+    Compacted(String),
+    /// There was nothing to compact; why.
+    Nothing(String),
+    /// The summary failed; why (the history is unchanged).
+    Failed(String),
+    /// The turn was cancelled.
+    Cancelled,
+}
 
 /// What the turn knows of its prompt's size.
 #[derive(Clone, Debug)]
@@ -116,6 +157,150 @@ impl Turn<'_> {
         window
     }
 
+    /// The session's tools as `profile` describes them to the model.
+    fn tool_specs(&self, profile: ToolProfile) -> Vec<ToolSpec> {
+        profile
+            .describe(&self.toolset)
+            .into_iter()
+            .map(|tool| ToolSpec {
+                name: tool.name,
+                description: tool.description,
+                parameters: tool.parameters,
+            })
+            .collect()
+    }
+
+    /// What would fill the context window if the conversation were `history`, estimated as
+    /// the turn estimates it, for `/context`.
+    pub(crate) async fn context_use(&self, history: &[Message]) -> ContextUse {
+        let window = self.context_window().await;
+        let instructions = self
+            .project_instructions()
+            .map_or(0, |text| context::estimate_tokens(&text));
+        let system = Message::System {
+            content: self.system_prompt(),
+        };
+        let system_prompt = context::prompt_tokens(&system, 0, &[]).saturating_sub(instructions);
+        let share = window / FIXED_SHARE_DIVISOR;
+        let mut tools = (ToolProfile::Full, 0, 0);
+        for profile in ToolProfile::ALL {
+            let specs = self.tool_specs(profile);
+            let tokens = context::tool_tokens(&specs);
+            tools = (profile, specs.len(), tokens);
+            if system_prompt + instructions + tokens <= share {
+                break;
+            }
+        }
+        ContextUse {
+            window,
+            system_prompt,
+            instructions,
+            tools_profile: tools.0.name(),
+            tool_count: tools.1,
+            tools: tools.2,
+            history: context::history_tokens(history),
+            messages: history.len(),
+        }
+    }
+
+    /// Announces a compaction; returns its id.
+    fn compaction_started(&self) -> String {
+        let id = format!("cmp_{}", uuid::Uuid::new_v4().simple());
+        self.emit(TurnEvent::Compaction {
+            id: id.clone(),
+            status: CompactionStatus::InProgress,
+            description: None,
+        });
+        id
+    }
+
+    /// Ends the compaction `id`: what it kept (`description`, then the model's `summary` if
+    /// it wrote one) when it completed, then its status.
+    fn compaction_ended(
+        &self,
+        id: String,
+        status: CompactionStatus,
+        description: String,
+        summary: Option<&str>,
+    ) {
+        if status == CompactionStatus::Completed {
+            self.emit(TurnEvent::CompactionSummary {
+                id: id.clone(),
+                text: description.clone(),
+            });
+            if let Some(summary) = summary {
+                self.emit(TurnEvent::CompactionSummary {
+                    id: id.clone(),
+                    text: format!("\n\n{summary}"),
+                });
+            }
+        }
+        self.emit(TurnEvent::Compaction {
+            id,
+            status,
+            description: Some(description),
+        });
+    }
+
+    /// `/compact`: summarises everything before the latest exchange now, reported as the
+    /// automatic compaction is. `history` changes only when the compaction completed.
+    pub(crate) async fn compact_now(&self, history: &mut Vec<Message>) -> CompactOutcome {
+        let keep_from = context::recent_turns_start(history, 1);
+        if keep_from == 0 {
+            return CompactOutcome::Nothing(
+                "Nothing to compact yet: the conversation has no exchange before the latest one."
+                    .to_owned(),
+            );
+        }
+        let Some(window) = unless_cancelled(&self.cancel, self.context_window()).await else {
+            return CompactOutcome::Cancelled;
+        };
+        let before = context::history_tokens(history);
+        let turns = history[..keep_from]
+            .iter()
+            .filter(|m| matches!(m, Message::User { .. }))
+            .count();
+        let id = self.compaction_started();
+        match self.summary_of(&history[..keep_from], window).await {
+            None => {
+                self.compaction_ended(
+                    id,
+                    CompactionStatus::Cancelled,
+                    "Compaction cancelled: the history is as it was.".to_owned(),
+                    None,
+                );
+                CompactOutcome::Cancelled
+            }
+            Some(Err(reason)) => {
+                let description = format!(
+                    "The history was not compacted: the model could not summarise it ({reason}). \
+                     The conversation is as it was; try /compact again, or /clear to start over."
+                );
+                self.compaction_ended(id, CompactionStatus::Failed, description.clone(), None);
+                CompactOutcome::Failed(description)
+            }
+            Some(Ok(summary)) => {
+                context::replace_with_summary(history, keep_from, &summary);
+                let after = context::history_tokens(history);
+                let description = format!(
+                    "Punie summarised the {turns} earlier turn{} of this conversation and kept \
+                     the latest exchange as it was (about {} → {} tokens).",
+                    if turns == 1 { "" } else { "s" },
+                    thousands(before),
+                    thousands(after)
+                );
+                tracing::info!(session = %self.session.id, before, after, turns, "history compacted on request");
+                self.compaction_ended(
+                    id,
+                    CompactionStatus::Completed,
+                    description.clone(),
+                    Some(&summary),
+                );
+                CompactOutcome::Compacted(description)
+            }
+        }
+    }
+
     /// The tools to offer and the prompt's budget: the most detailed tool profile whose fixed
     /// prompt takes at most a third of the window, else the least detailed. The person is told
     /// (on the session's first turn) when the toolset is not the full one. `None` if the turn
@@ -130,15 +315,7 @@ impl Turn<'_> {
         let mut chosen = None;
         let mut full_size = None;
         for profile in ToolProfile::ALL {
-            let tools: Vec<ToolSpec> = profile
-                .describe(&self.toolset)
-                .into_iter()
-                .map(|tool| ToolSpec {
-                    name: tool.name,
-                    description: tool.description,
-                    parameters: tool.parameters,
-                })
-                .collect();
+            let tools = self.tool_specs(profile);
             let estimate = context::prompt_tokens(system, context::tool_tokens(&tools), &[]);
             let probe = ChatRequest {
                 messages: vec![system.clone()],
@@ -226,6 +403,8 @@ impl Turn<'_> {
         let window = budget.window;
         let before = budget.prompt_tokens(history);
         let mut done = Vec::new();
+        let mut compaction = None;
+        let mut summary = None;
         if before > budget.limit() {
             let target = |history: &[Message]| budget.prompt_tokens(history) <= budget.target();
             let limit = |history: &[Message]| budget.prompt_tokens(history) <= budget.limit();
@@ -241,10 +420,19 @@ impl Turn<'_> {
                 done.push("shortened long answers");
             }
             if !target(history) && keep_from > 0 {
-                let Some(summary) = self.summarise(&history[..keep_from], window).await else {
+                // The summary takes a model request: the person sees the compaction start.
+                let id = compaction.insert(self.compaction_started()).clone();
+                let Some(written) = self.summarise(&history[..keep_from], window).await else {
+                    self.compaction_ended(
+                        id,
+                        CompactionStatus::Cancelled,
+                        "Compaction cancelled with the turn.".to_owned(),
+                        None,
+                    );
                     return Ok(None);
                 };
-                context::replace_with_summary(history, keep_from, &summary);
+                context::replace_with_summary(history, keep_from, &written);
+                summary = Some(written);
                 done.push("summarised older turns");
             }
             let all = history.len();
@@ -265,10 +453,13 @@ impl Turn<'_> {
                 thousands(used)
             );
             tracing::info!(session = %self.session.id, before, used, window, steps = ?done, "history compacted");
-            self.emit(TurnEvent::Notice {
-                title: "History compacted".to_owned(),
+            let id = compaction.unwrap_or_else(|| self.compaction_started());
+            self.compaction_ended(
+                id,
+                CompactionStatus::Completed,
                 description,
-            });
+                summary.as_deref(),
+            );
         }
         self.emit(TurnEvent::Usage {
             used: used.into(),
@@ -288,6 +479,21 @@ impl Turn<'_> {
     /// Asks the model to summarise `older` messages. On failure the older turns are replaced by
     /// a note instead, so the conversation still fits. `None` if the turn was cancelled.
     pub(super) async fn summarise(&self, older: &[Message], window: u32) -> Option<String> {
+        match self.summary_of(older, window).await? {
+            Ok(text) => Some(text),
+            Err(reason) => {
+                tracing::warn!(session = %self.session.id, %reason, "could not summarise the older turns; they are dropped");
+                Some(
+                    "(The earlier part of the conversation was dropped to fit the context window.)"
+                        .to_owned(),
+                )
+            }
+        }
+    }
+
+    /// The model's summary of `older` messages, or why there is none. `None` if the turn was
+    /// cancelled.
+    async fn summary_of(&self, older: &[Message], window: u32) -> Option<Result<String, String>> {
         let room = (window as usize).saturating_sub(1024) * 3;
         let transcript = context::head_and_tail(&context::transcript(older), room.max(2000), "");
         let request = ChatRequest {
@@ -314,16 +520,11 @@ impl Turn<'_> {
             }
             Ok::<_, LlmError>(text)
         };
-        match unless_cancelled(&self.cancel, summary).await? {
-            Ok(text) if !text.trim().is_empty() => Some(text),
-            Ok(_) | Err(_) => {
-                tracing::warn!(session = %self.session.id, "could not summarise the older turns; they are dropped");
-                Some(
-                    "(The earlier part of the conversation was dropped to fit the context window.)"
-                        .to_owned(),
-                )
-            }
-        }
+        Some(match unless_cancelled(&self.cancel, summary).await? {
+            Ok(text) if !text.trim().is_empty() => Ok(text),
+            Ok(_) => Err("its answer was empty".to_owned()),
+            Err(error) => Err(error.to_string()),
+        })
     }
 }
 

@@ -23,6 +23,7 @@ use super::observe::TurnObserver;
 use super::session::Session;
 use crate::llm::{ChatModel, ChatRequest, FinishReason, Message};
 use answer::{Answer, ModelWait};
+pub(crate) use budget::{CompactOutcome, ContextUse};
 use call::CallOutcome;
 use repetition::{MAX_REPEATED_CALLS, TurnCalls};
 

@@ -40,8 +40,19 @@ impl Turn<'_> {
             prompt.push_str("\n\n");
             prompt.push_str(&note);
         }
+        if let Some(project) = self.project_instructions() {
+            prompt.push_str("\n\n");
+            prompt.push_str(&project);
+        }
         // Last, so that sessions in other projects share everything above it.
         prompt.push_str(&format!("\n\nThe project root is {root}."));
         prompt
+    }
+
+    /// The project's instructions (`AGENTS.md` and the like) as they join the system prompt:
+    /// the one place they come from, so that `/context` counts exactly what the model gets.
+    /// None yet: project instructions are wired here when they land.
+    pub(crate) fn project_instructions(&self) -> Option<String> {
+        None
     }
 }

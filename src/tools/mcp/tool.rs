@@ -14,7 +14,7 @@ use serde_json::Value;
 
 use super::MAX_RESULT_BYTES;
 use super::connection::{Link, RemoteTool};
-use crate::tools::{Tool, ToolContext, ToolError, ToolOutput};
+use crate::tools::{Tool, ToolContext, ToolError, ToolOutput, ToolSource};
 use crate::workspace::{ToolContent, ToolKind, Workspace};
 
 /// A tool of an MCP server, as the model sees it.
@@ -152,6 +152,10 @@ impl Tool for McpTool {
 
     fn provider(&self, _workspace: &Workspace) -> &'static str {
         "mcp"
+    }
+
+    fn source(&self) -> ToolSource {
+        ToolSource::Mcp(self.link.server.to_string())
     }
 
     /// Read-only tools (by the server's `readOnlyHint`) run without asking; every other tool may

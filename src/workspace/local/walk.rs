@@ -66,6 +66,38 @@ impl Walker {
         self.start.is_dir()
     }
 
+    /// The regular files directly inside the start directory whose names end with `suffix`,
+    /// sorted by name, ignore files and hidden names notwithstanding: at most `max` of them,
+    /// each opened through the root handle, with how many there were in all. Blocking.
+    pub(crate) fn files_in(
+        &self,
+        suffix: &str,
+        max: usize,
+    ) -> io::Result<(Vec<(String, std::fs::File)>, usize)> {
+        let relative = self.start.strip_prefix(&self.root).unwrap_or(Path::new(""));
+        let listed = if relative.as_os_str().is_empty() {
+            self.dir.entries()?
+        } else {
+            self.dir.read_dir(relative)?
+        };
+        let mut names: Vec<String> = listed
+            .flatten()
+            .filter(|entry| entry.file_type().is_ok_and(|t| t.is_file()))
+            .filter_map(|entry| entry.file_name().into_string().ok())
+            .filter(|name| name.ends_with(suffix))
+            .collect();
+        names.sort();
+        let total = names.len();
+        let mut files = Vec::new();
+        for name in names.into_iter().take(max) {
+            let file = open_for_reading(&self.dir, &relative.join(&name))?;
+            if file.metadata()?.is_file() {
+                files.push((name, file.into_std()));
+            }
+        }
+        Ok((files, total))
+    }
+
     /// The entries beneath the start (the start itself first, at depth 0), sorted by name, never
     /// following symlinks; `hidden` includes hidden files. Unreadable entries, and any that are
     /// not lexically beneath the root, are skipped.

@@ -38,6 +38,8 @@ pub struct EditorOptions {
     /// The test kills the agent: its connection failing then is expected (the body must
     /// have finished).
     pub killed: bool,
+    /// Advertise `session.compaction` (compaction updates).
+    pub compaction: bool,
 }
 
 impl Default for EditorOptions {
@@ -49,6 +51,7 @@ impl Default for EditorOptions {
             env: Vec::new(),
             catalog: None,
             killed: false,
+            compaction: false,
         }
     }
 }
@@ -298,6 +301,7 @@ where
     let fs = options.fs;
     let terminal = options.terminal;
     let discovery = options.catalog.is_some();
+    let compaction = options.compaction;
     let output = Arc::new(Mutex::new(None));
     let slot = output.clone();
     let result = Client
@@ -486,6 +490,11 @@ where
                     .read_text_file(fs)
                     .write_text_file(fs))
                 .terminal(terminal);
+            if compaction {
+                caps = caps.session(
+                    ClientSessionCapabilities::new().compaction(CompactionCapabilities::new()),
+                );
+            }
             if discovery {
                 let mut meta = serde_json::Map::new();
                 meta.insert("punie.dev/discoverTools".into(), true.into());
