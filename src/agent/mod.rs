@@ -8,6 +8,7 @@ mod config;
 mod context;
 mod error;
 mod events;
+mod instructions;
 pub mod journal;
 mod observe;
 mod open;
@@ -21,9 +22,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 pub use builder::{AgentBuilder, BuildError};
-pub use config::{AgentConfig, DEFAULT_MAX_SESSIONS, DEFAULT_MAX_SESSIONS_PER_CONNECTION};
+pub use config::{
+    AgentConfig, DEFAULT_MAX_SESSIONS, DEFAULT_MAX_SESSIONS_PER_CONNECTION,
+    default_user_instructions,
+};
 pub use error::AgentError;
 pub use events::{EventSink, StopReason, ToolCallChange, ToolCallStart, ToolCallStatus, TurnEvent};
+pub use instructions::{INSTRUCTION_FILES, INSTRUCTIONS_SHARE_DIVISOR};
 pub use observe::{ModelRequestStats, ToolCallStats, TurnObserver};
 pub use open::OpeningSession;
 pub(crate) use open::connect_mcp;

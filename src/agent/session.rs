@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio_util::sync::CancellationToken;
 
+use super::instructions::InstructionFiles;
 use super::journal::Journal;
 use crate::llm::{ChatModel, Message};
 use crate::tools::mcp::McpConnections;
@@ -47,6 +48,8 @@ pub struct Session {
     /// How many tool sources (editor catalog, MCP servers) are still loading. A channel rather
     /// than a field of the state, because a prompt needs to wait on it.
     tools_loading: tokio::sync::watch::Sender<usize>,
+    /// The project instructions as last read (checked at each prompt).
+    pub(crate) instructions: InstructionFiles,
 }
 
 impl std::fmt::Debug for Session {
@@ -70,6 +73,7 @@ impl Session {
                 ..SessionState::default()
             }),
             tools_loading: tokio::sync::watch::Sender::new(0),
+            instructions: InstructionFiles::default(),
         }
     }
 
