@@ -229,3 +229,46 @@ async fn a_loaded_session_shows_its_last_plan_again() {
         "the last plan, once"
     );
 }
+
+#[tokio::test]
+async fn a_small_window_folds_the_tool_but_a_call_by_name_still_sets_the_plan() {
+    let server = FakeModelServer::start().await;
+    server.push(Reply::tool_call(
+        "update_plan",
+        json!({"entries": [{"content": "Look around", "status": "in_progress"}]}),
+    ));
+    server.push(Reply::text("Looking."));
+    let (_dir, ws) = workspace();
+    let options = EditorOptions {
+        env: vec![("PUNIE_CONTEXT_SIZE".to_owned(), "4096".to_owned())],
+        ..Default::default()
+    };
+    let (_, record) = with_editor(&server.base_url(), &ws, options, async |cx, _| {
+        let session = new_session(&cx, &ws).await;
+        prompt(&cx, &session, "look around").await.unwrap()
+    })
+    .await;
+    let request = &server.requests()[0];
+    let offered: Vec<&str> = request["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|t| t["function"]["name"].as_str())
+        .collect();
+    assert!(!offered.contains(&"update_plan"), "{offered:?}");
+    assert!(
+        request["messages"][0]["content"]
+            .as_str()
+            .unwrap()
+            .contains("update_plan"),
+        "the system prompt still names it"
+    );
+    assert_eq!(
+        plans(&record.lock().unwrap()),
+        [vec![entry(
+            "Look around",
+            PlanEntryStatus::InProgress,
+            PlanEntryPriority::Medium
+        )]]
+    );
+}
