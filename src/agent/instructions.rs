@@ -86,42 +86,38 @@ impl InstructionFiles {
     /// The instruction files for a session in `cwd`, least specific first: checked with a `stat`
     /// each, read again only when changed. Unreadable files are logged and left out.
     pub(crate) fn load(&self, cwd: &Path, user_file: Option<&Path>) -> Vec<InstructionSource> {
-        let mut wanted: Vec<(PathBuf, PathBuf)> = Vec::new();
+        // (root of the handle, path beneath it, stamp), least specific first.
+        let mut wanted: Vec<(PathBuf, PathBuf, FileStamp)> = Vec::new();
+        let mut check = |root: &Path, relative: PathBuf| match stat_beneath(root, &relative) {
+            Ok(Some(stamp)) => {
+                wanted.push((root.to_owned(), relative, stamp));
+                true
+            }
+            Ok(None) => false,
+            Err(error) => {
+                tracing::warn!(file = %root.join(&relative).display(), %error, "instruction file skipped");
+                false
+            }
+        };
         if let Some(user) = user_file
             && let (Some(dir), Some(name)) = (user.parent(), user.file_name())
         {
-            wanted.push((dir.to_owned(), PathBuf::from(name)));
+            check(dir, PathBuf::from(name));
         }
         let root = project_root(cwd);
         for dir in levels(&root, cwd) {
             let relative = dir.strip_prefix(&root).unwrap_or(Path::new(""));
             for name in INSTRUCTION_FILES {
-                let candidate = relative.join(name);
-                match stat_beneath(&root, &candidate) {
-                    Ok(Some(_)) => {
-                        wanted.push((root.clone(), candidate));
-                        break;
-                    }
-                    Ok(None) => {}
-                    Err(error) => {
-                        tracing::warn!(file = %root.join(&candidate).display(), %error, "instruction file skipped");
-                    }
+                if check(&root, relative.join(name)) {
+                    break;
                 }
             }
         }
         let mut state = self.state();
         let mut sources = Vec::new();
         let mut kept = HashMap::new();
-        for (root, relative) in wanted {
+        for (root, relative, stamp) in wanted {
             let path = root.join(&relative);
-            let stamp = match stat_beneath(&root, &relative) {
-                Ok(Some(stamp)) => stamp,
-                Ok(None) => continue,
-                Err(error) => {
-                    tracing::warn!(file = %path.display(), %error, "instruction file skipped");
-                    continue;
-                }
-            };
             let cached = match state.files.remove(&path) {
                 Some(cached) if cached.stamp == stamp => cached,
                 _ => match read_beneath(&root, &relative, MAX_FILE_BYTES) {
@@ -200,7 +196,11 @@ pub(crate) fn section(sources: &[InstructionSource], window: u32) -> Instruction
             if room < 200 {
                 String::new()
             } else {
-                head_and_tail(&source.text, room - 100, " to fit the instructions' share of the context window")
+                head_and_tail(
+                    &source.text,
+                    room - 100,
+                    " to fit the instructions' share of the context window",
+                )
             }
         };
         budget = budget.saturating_sub(framing + text.len());
@@ -286,7 +286,10 @@ mod tests {
                 PathBuf::from("/p/a/b")
             ]
         );
-        assert_eq!(levels(Path::new("/p"), Path::new("/p")), [PathBuf::from("/p")]);
+        assert_eq!(
+            levels(Path::new("/p"), Path::new("/p")),
+            [PathBuf::from("/p")]
+        );
     }
 
     #[test]
@@ -298,10 +301,20 @@ mod tests {
         assert!(roomy.text.contains("near rules") && roomy.text.contains(&far.text));
         let tight = section(&[far, near], 4096);
         let notice = tight.cut.expect("cut");
-        assert!(notice.contains("512") && notice.contains("4,096"), "{notice}");
-        assert!(notice.contains("/p/AGENTS.md") && !notice.contains("sub/"), "{notice}");
+        assert!(
+            notice.contains("512") && notice.contains("4,096"),
+            "{notice}"
+        );
+        assert!(
+            notice.contains("/p/AGENTS.md") && !notice.contains("sub/"),
+            "{notice}"
+        );
         assert!(tight.text.contains("near rules"));
         assert!(tight.text.contains("were cut"), "{}", tight.text);
-        assert!(estimate_tokens(&tight.text) <= 4096 / 8, "{}", tight.text.len());
+        assert!(
+            estimate_tokens(&tight.text) <= 4096 / 8,
+            "{}",
+            tight.text.len()
+        );
     }
 }

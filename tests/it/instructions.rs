@@ -53,12 +53,18 @@ async fn files_from_the_user_and_the_project_root_down_to_the_cwd_join_the_promp
     let config = dir.path().join("config");
     write(config.join("punie/AGENTS.md"), "USER: answer in English.");
     std::fs::create_dir(ws.join(".git")).unwrap();
-    write(ws.join("AGENTS.md"), "ROOT: run `make check` before you finish.");
+    write(
+        ws.join("AGENTS.md"),
+        "ROOT: run `make check` before you finish.",
+    );
     // No AGENTS.md here: its CLAUDE.md counts (and GEMINI.md, after it, does not).
     write(ws.join("app/CLAUDE.md"), "APP: the app is written in Rust.");
     write(ws.join("app/GEMINI.md"), "NOT READ: gemini");
     // AGENTS.md wins over CLAUDE.md in the same directory.
-    write(ws.join("app/core/AGENTS.md"), "CORE: never use unwrap here.");
+    write(
+        ws.join("app/core/AGENTS.md"),
+        "CORE: never use unwrap here.",
+    );
     write(ws.join("app/core/CLAUDE.md"), "NOT READ: claude");
     // Beside the path from the root to the cwd: not read.
     write(ws.join("docs/AGENTS.md"), "NOT READ: docs");
@@ -80,7 +86,10 @@ async fn files_from_the_user_and_the_project_root_down_to_the_cwd_join_the_promp
         at(&prompt, "APP: the app is written in Rust."),
         at(&prompt, "CORE: never use unwrap here."),
     ];
-    assert!(order.is_sorted(), "user first, nearest last: {order:?}\n{prompt}");
+    assert!(
+        order.is_sorted(),
+        "user first, nearest last: {order:?}\n{prompt}"
+    );
     assert!(!prompt.contains("NOT READ"), "{prompt}");
     // Each part says which file it came from.
     for file in [
@@ -169,8 +178,14 @@ async fn instructions_over_an_eighth_of_the_window_are_cut_and_the_person_is_tol
         "{} bytes of instructions",
         instructions.len()
     );
-    assert!(instructions.contains("Rule 0: keep it tidy."), "the head is kept");
-    assert!(instructions.contains("Rule 999: keep it tidy."), "the tail is kept");
+    assert!(
+        instructions.contains("Rule 0: keep it tidy."),
+        "the head is kept"
+    );
+    assert!(
+        instructions.contains("Rule 999: keep it tidy."),
+        "the tail is kept"
+    );
     assert!(
         instructions.contains("were cut to about 1,024 tokens"),
         "{instructions}"
@@ -183,7 +198,9 @@ async fn instructions_over_an_eighth_of_the_window_are_cut_and_the_person_is_tol
         "{told}"
     );
     assert!(
-        told.contains("more than the 1,024 Punie keeps for them (an eighth of the model's 8,192-token window)"),
+        told.contains(
+            "more than the 1,024 Punie keeps for them (an eighth of the model's 8,192-token window)"
+        ),
         "{told}"
     );
 }

@@ -163,7 +163,8 @@ async fn a_plan_that_cannot_be_read_gets_a_tool_error_saying_what_to_send() {
     let results = tool_results(&server, 2);
     assert_eq!(results.len(), 2);
     assert!(
-        results[0].contains("entry 1 has the status \"maybe\"; use pending, in_progress or completed"),
+        results[0]
+            .contains("entry 1 has the status \"maybe\"; use pending, in_progress or completed"),
         "{}",
         results[0]
     );

@@ -161,7 +161,8 @@ impl Tool for UpdatePlan {
 
 /// The plan in `args`, read leniently, or what is wrong with it in words the model can act on.
 pub fn parse_plan(args: &Value) -> Result<Vec<PlanEntry>, String> {
-    const SHAPE: &str = "send {\"entries\": [{\"content\": \"what to do\", \"status\": \"pending\"}, …]}";
+    const SHAPE: &str =
+        "send {\"entries\": [{\"content\": \"what to do\", \"status\": \"pending\"}, …]}";
     let list = ["entries", "plan", "steps", "tasks", "todos", "items"]
         .iter()
         .find_map(|key| args.get(key))
@@ -222,7 +223,9 @@ fn parse_entry(number: usize, item: &Value) -> Result<PlanEntry, String> {
         ));
     }
     let status = match status.map(normalized).as_deref() {
-        None | Some("") | Some("pending" | "todo" | "to_do" | "not_started" | "open" | "planned") => {
+        None
+        | Some("")
+        | Some("pending" | "todo" | "to_do" | "not_started" | "open" | "planned") => {
             PlanStatus::Pending
         }
         Some(
@@ -304,7 +307,10 @@ mod tests {
         let cases = [
             (json!({}), "no `entries` list"),
             (json!({"entries": 3}), "must be a list"),
-            (json!({"entries": [{"status": "pending"}]}), "entry 1 has no `content`"),
+            (
+                json!({"entries": [{"status": "pending"}]}),
+                "entry 1 has no `content`",
+            ),
             (
                 json!({"entries": ["a", {"content": "b", "status": "maybe"}]}),
                 "entry 2 has the status \"maybe\"; use pending, in_progress or completed",

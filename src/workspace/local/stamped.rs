@@ -91,12 +91,16 @@ mod tests {
         let root = tmp.path().join("project");
         std::fs::create_dir(&root).unwrap();
         std::fs::write(root.join("AGENTS.md"), "one").unwrap();
-        let first = stat_beneath(&root, Path::new("AGENTS.md")).unwrap().unwrap();
+        let first = stat_beneath(&root, Path::new("AGENTS.md"))
+            .unwrap()
+            .unwrap();
         let read = read_beneath(&root, Path::new("AGENTS.md"), 2).unwrap();
         assert_eq!((read.text.as_str(), read.truncated), ("on", true));
         assert_eq!(read.stamp, first);
         std::fs::write(root.join("AGENTS.md"), "two!").unwrap();
-        let second = stat_beneath(&root, Path::new("AGENTS.md")).unwrap().unwrap();
+        let second = stat_beneath(&root, Path::new("AGENTS.md"))
+            .unwrap()
+            .unwrap();
         assert_ne!(first, second);
         assert_eq!(stat_beneath(&root, Path::new("CLAUDE.md")).unwrap(), None);
 
