@@ -7,6 +7,7 @@ use crate::agent::{
     CommandInfo, CompactionStatus, StopReason, ToolCallChange, ToolCallStart, ToolCallStatus,
     TurnEvent,
 };
+use crate::tools::builtin::{PlanEntry, PlanPriority, PlanStatus};
 use crate::tools::mcp::McpServerConfig;
 use crate::workspace::{ExitStatus, PermissionOutcome, TerminalId, ToolContent, ToolKind};
 
@@ -74,6 +75,27 @@ pub(crate) fn tool_call_update(change: ToolCallChange) -> wire::ToolCallUpdate {
     wire::ToolCallUpdate::new(change.id, fields)
 }
 
+pub(crate) fn plan(entries: Vec<PlanEntry>) -> wire::Plan {
+    wire::Plan::new(
+        entries
+            .into_iter()
+            .map(|entry| {
+                let priority = match entry.priority {
+                    PlanPriority::High => wire::PlanEntryPriority::High,
+                    PlanPriority::Medium => wire::PlanEntryPriority::Medium,
+                    PlanPriority::Low => wire::PlanEntryPriority::Low,
+                };
+                let status = match entry.status {
+                    PlanStatus::Pending => wire::PlanEntryStatus::Pending,
+                    PlanStatus::InProgress => wire::PlanEntryStatus::InProgress,
+                    PlanStatus::Completed => wire::PlanEntryStatus::Completed,
+                };
+                wire::PlanEntry::new(entry.content, priority, status)
+            })
+            .collect(),
+    )
+}
+
 /// Which optional session updates the editor understands.
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct UpdateSupport {
@@ -128,6 +150,7 @@ pub(crate) fn session_update(
             wire::SessionUpdate::UsageUpdate(wire::UsageUpdate::new(used, size))
         }
         TurnEvent::Usage { .. } => return None,
+        TurnEvent::Plan(entries) => wire::SessionUpdate::Plan(plan(entries)),
         // ACP has no update for a prompt being read; `punie ask` shows it.
         TurnEvent::PromptProgress { .. } => return None,
         TurnEvent::Notice { title, description } => notice(title, description, support),

@@ -99,6 +99,13 @@ impl AgentBuilder {
         self
     }
 
+    /// The user-wide instructions file read before the project's `AGENTS.md` files (`None`:
+    /// none). Default: [`default_user_instructions`](super::default_user_instructions).
+    pub fn user_instructions(mut self, path: Option<std::path::PathBuf>) -> Self {
+        self.config.user_instructions = path;
+        self
+    }
+
     /// The sampling temperature.
     pub fn temperature(mut self, temperature: f32) -> Self {
         self.config.temperature = temperature;

@@ -1,5 +1,6 @@
 //! Settings of the turn loop, with the defaults of the original Punie.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use super::mode::Mode;
@@ -20,6 +21,10 @@ pub struct AgentConfig {
     pub display_name: String,
     /// Extra instructions appended to the system prompt.
     pub instructions: Option<String>,
+    /// The user-wide project instructions file, read before the project's own `AGENTS.md`
+    /// files (see `specs/modes-and-commands.md`). Default: `AGENTS.md` in Punie's config
+    /// directory (`~/.config/punie/AGENTS.md` on Linux); `None` reads none.
+    pub user_instructions: Option<PathBuf>,
     /// Sampling temperature (0: deterministic, best for tool use).
     pub temperature: f32,
     /// Upper bound on tokens per model answer. `None` (the default): what the context window
@@ -67,6 +72,7 @@ impl Default for AgentConfig {
         Self {
             display_name: "Punie".to_owned(),
             instructions: None,
+            user_instructions: default_user_instructions(),
             temperature: 0.0,
             max_tokens: None,
             max_turn_requests: 50,
@@ -81,4 +87,11 @@ impl Default for AgentConfig {
             user_commands_dir: default_user_commands_dir(),
         }
     }
+}
+
+/// `AGENTS.md` in Punie's config directory (`$XDG_CONFIG_HOME/punie` or `~/.config/punie` on
+/// Linux), if there is a home directory.
+pub fn default_user_instructions() -> Option<PathBuf> {
+    directories::ProjectDirs::from("dev", "punie", "punie")
+        .map(|dirs| dirs.config_dir().join("AGENTS.md"))
 }

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use serde_json::Value;
 
+use crate::tools::builtin::PlanEntry;
 use crate::workspace::{ToolContent, ToolKind};
 
 /// The state of a tool call.
@@ -92,6 +93,9 @@ pub enum TurnEvent {
         /// Of those, done so far (the cached ones included).
         processed: u64,
     },
+    /// The session's plan, whole (it replaces the one before): set by the model's
+    /// `update_plan` calls, replayed when a saved session is loaded.
+    Plan(Vec<PlanEntry>),
     /// Something the person should know that is not part of the answer (the history was
     /// compacted, an MCP server failed to start…).
     Notice {

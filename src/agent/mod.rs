@@ -9,6 +9,7 @@ mod config;
 mod context;
 mod error;
 mod events;
+mod instructions;
 pub mod journal;
 mod mode;
 mod observe;
@@ -25,7 +26,7 @@ use std::time::Instant;
 pub use builder::{AgentBuilder, BuildError};
 pub use config::{
     AgentConfig, DEFAULT_MAX_SESSIONS, DEFAULT_MAX_SESSIONS_PER_CONNECTION,
-    default_user_commands_dir,
+    default_user_commands_dir, default_user_instructions,
 };
 pub use error::AgentError;
 pub use events::{
@@ -33,6 +34,7 @@ pub use events::{
     ToolCallStatus, TurnEvent,
 };
 pub use mode::{Mode, UnknownMode};
+pub use instructions::{INSTRUCTION_FILES, INSTRUCTIONS_SHARE_DIVISOR};
 pub use observe::{ModelRequestStats, ToolCallStats, TurnObserver};
 pub use open::OpeningSession;
 pub(crate) use open::connect_mcp;

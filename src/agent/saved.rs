@@ -13,6 +13,7 @@ use super::{
     Agent, AgentError, EventSink, Mode, Session, StopReason, ToolCallChange, ToolCallStart,
     ToolCallStatus, TurnEvent,
 };
+use crate::tools::builtin::{PLAN_TOOL, PlanOutput};
 use crate::workspace::{ToolContent, Workspace};
 
 /// A session opened from its journal, and what to show the editor of its past.
@@ -70,6 +71,8 @@ fn no_journals() -> AgentError {
 /// The events that show `loaded` again, in the order the editor first saw them.
 fn replay(loaded: &Loaded, updated_at: String) -> Vec<TurnEvent> {
     let mut events = Vec::new();
+    // The plan the editor showed last: the result of the last `update_plan` call that worked.
+    let mut plan = None;
     for record in &loaded.records {
         match record {
             Record::Prompt { text, .. } => events.push(TurnEvent::UserMessage(text.clone())),
@@ -89,6 +92,15 @@ fn replay(loaded: &Loaded, updated_at: String) -> Vec<TurnEvent> {
                 events.push(TurnEvent::MessageChunk(output.clone()));
             }
             Record::ToolCall { call } => {
+                if call.name == PLAN_TOOL
+                    && call.status == "completed"
+                    && let Some(output) = call
+                        .raw_output
+                        .clone()
+                        .and_then(|raw| serde_json::from_value::<PlanOutput>(raw).ok())
+                {
+                    plan = Some(output.entries);
+                }
                 let content: Vec<ToolContent> = call
                     .content
                     .iter()
@@ -128,6 +140,9 @@ fn replay(loaded: &Loaded, updated_at: String) -> Vec<TurnEvent> {
             }
             _ => {}
         }
+    }
+    if let Some(entries) = plan {
+        events.push(TurnEvent::Plan(entries));
     }
     events.push(TurnEvent::SessionInfo {
         title: loaded.title.clone(),

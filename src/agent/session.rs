@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use tokio_util::sync::CancellationToken;
 
 use super::events::CommandInfo;
+use super::instructions::InstructionFiles;
 use super::journal::Journal;
 use super::mode::Mode;
 use crate::llm::{ChatModel, Message};
@@ -55,6 +56,8 @@ pub struct Session {
     /// The session's mode. A channel rather than a field of the state, so that an editor
     /// connection can follow every change, whoever makes it.
     mode: tokio::sync::watch::Sender<Mode>,
+    /// The project instructions as last read (checked at each prompt).
+    pub(crate) instructions: InstructionFiles,
 }
 
 impl std::fmt::Debug for Session {
@@ -79,6 +82,7 @@ impl Session {
             }),
             tools_loading: tokio::sync::watch::Sender::new(0),
             mode: tokio::sync::watch::Sender::new(Mode::default()),
+            instructions: InstructionFiles::default(),
         }
     }
 

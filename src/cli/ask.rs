@@ -19,6 +19,7 @@ use clap::Args;
 use serde_json::Value;
 
 use punie::agent::{EventSink, StopReason, ToolCallStatus, TurnEvent};
+use punie::tools::builtin::PlanStatus;
 use punie::workspace::ToolContent;
 use punie::workspace::local::{ApprovePolicy, LocalOptions, local_workspace};
 
@@ -303,6 +304,19 @@ impl EventSink for TerminalEvents {
                 };
                 close_lines(&mut state);
                 let _ = writeln!(std::io::stderr().lock(), "{line}");
+            }
+            TurnEvent::Plan(entries) => {
+                close_lines(&mut state);
+                let mut stderr = std::io::stderr().lock();
+                let _ = writeln!(stderr, "{}", self.style.paint("36", "Plan:"));
+                for entry in entries {
+                    let mark = match entry.status {
+                        PlanStatus::Completed => "[x]",
+                        PlanStatus::InProgress => "[>]",
+                        PlanStatus::Pending => "[ ]",
+                    };
+                    let _ = writeln!(stderr, "  {mark} {}", entry.content);
+                }
             }
             TurnEvent::Notice { description, .. }
             | TurnEvent::Compaction {

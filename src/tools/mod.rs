@@ -90,6 +90,9 @@ pub enum ToolEffect {
 /// A change to report while a tool runs (e.g. the terminal it started).
 pub type ProgressFn = Arc<dyn Fn(Vec<ToolContent>) + Send + Sync>;
 
+/// Receives the session's new plan, whole (from [`builtin::UpdatePlan`]).
+pub type PlanFn = Arc<dyn Fn(Vec<builtin::PlanEntry>) + Send + Sync>;
+
 /// Everything a tool call may use.
 #[derive(Clone)]
 pub struct ToolContext {
@@ -104,6 +107,7 @@ pub struct ToolContext {
     /// How long `run_command` waits before leaving a command running in the background.
     pub command_timeout: Duration,
     progress: ProgressFn,
+    plan: Option<PlanFn>,
 }
 
 impl std::fmt::Debug for ToolContext {
@@ -132,6 +136,21 @@ impl ToolContext {
             terminals,
             command_timeout,
             progress,
+            plan: None,
+        }
+    }
+
+    /// The same context, with `plan` receiving the plans a tool sets.
+    pub fn with_plan(mut self, plan: PlanFn) -> Self {
+        self.plan = Some(plan);
+        self
+    }
+
+    /// Shows the session's new plan (the whole list) in the editor; nothing happens where no
+    /// one receives plans.
+    pub fn show_plan(&self, entries: Vec<builtin::PlanEntry>) {
+        if let Some(plan) = &self.plan {
+            plan(entries);
         }
     }
 

@@ -1,7 +1,7 @@
 //! How much of each tool the model is told: the whole description and schema, or a compact
 //! form for small context windows.
 //!
-//! Eleven built-in tools described in full take about 1,700 tokens, which a 2,048-token window
+//! Twelve built-in tools described in full take about 1,700 tokens, which a 2,048-token window
 //! cannot spare. The compact profiles keep what a model needs to call a tool right — its name,
 //! one sentence, the argument names and types, what is required — and drop the rest
 //! (examples, defaults, bounds, the descriptions of optional arguments). Rarely used tools
@@ -219,7 +219,7 @@ mod tests {
         let full = ToolProfile::Full.describe(&toolset);
         let compact = ToolProfile::Compact.describe(&toolset);
         let minimal = ToolProfile::Minimal.describe(&toolset);
-        assert_eq!(full.len(), 11);
+        assert_eq!(full.len(), 12);
         let names: Vec<&str> = compact.iter().map(|t| t.name.as_str()).collect();
         assert_eq!(
             names,
@@ -232,7 +232,7 @@ mod tests {
                 "grep",
                 "run_command"
             ],
-            "the terminal helpers are folded"
+            "the terminal helpers and the plan are folded"
         );
         assert!(
             bytes(&compact) * 2 < bytes(&full),
@@ -253,6 +253,44 @@ mod tests {
                 edit.parameters
             );
         }
+    }
+
+    /// Tokens as the context budget estimates them (`agent::context::tool_tokens`: 3 bytes a
+    /// token, rounded up per part).
+    fn tokens(tools: &[ToolDescription]) -> usize {
+        tools
+            .iter()
+            .map(|t| {
+                t.name.len().div_ceil(3)
+                    + t.description.len().div_ceil(3)
+                    + t.parameters.to_string().len().div_ceil(3)
+            })
+            .sum()
+    }
+
+    /// `update_plan` costs 165 tokens in full, and would cost 137 compact and 124 minimal (18 %
+    /// and 22 % more tools for a small window): the compact profiles fold it.
+    #[test]
+    fn the_plan_tool_is_described_in_full_only() {
+        let toolset = default_toolset();
+        let mut without = Toolset::new();
+        for tool in toolset.iter().filter(|t| t.name() != "update_plan") {
+            without.add(tool.clone());
+        }
+        let costs: Vec<(usize, usize)> = ToolProfile::ALL
+            .iter()
+            .map(|p| (tokens(&p.describe(&without)), tokens(&p.describe(&toolset))))
+            .collect();
+        assert_eq!(costs, [(1913, 2078), (750, 750), (552, 552)]);
+        let folded: Vec<usize> = ToolProfile::ALL
+            .iter()
+            .map(|p| {
+                let mut plan = Toolset::new();
+                plan.add(std::sync::Arc::new(crate::tools::builtin::UpdatePlan));
+                tokens(&[p.describe_one(plan.get("update_plan").unwrap().as_ref())])
+            })
+            .collect();
+        assert_eq!(folded, [165, 137, 124], "what it would cost unfolded");
     }
 
     #[test]

@@ -242,6 +242,11 @@ async fn context_tools_clear_and_model_answer_without_the_model() {
     server.push(Reply::text("hello back"));
     server.push(Reply::text("from the bigger model"));
     let (_dir, ws) = workspace();
+    std::fs::write(
+        ws.join("AGENTS.md"),
+        "Run the tests with `make check` before saying a change is done.\n",
+    )
+    .unwrap();
     let options = EditorOptions {
         catalog: Some(json!({"tools": [
             {"name": "rename_symbol", "kind": "edit", "description": "Rename a symbol.",
@@ -281,13 +286,17 @@ async fn context_tools_clear_and_model_answer_without_the_model() {
     };
     for row in [
         "system prompt",
-        "| project instructions | 0 |",
+        "| project instructions | ",
         "tools (",
         "conversation (0 messages)",
         "**total**",
     ] {
         assert!(context.contains(row), "{row} in {context}");
     }
+    assert!(
+        !context.contains("| project instructions | 0 |"),
+        "the AGENTS.md is counted: {context}"
+    );
     assert!(
         tools.contains("**Built in**") && tools.contains("`grep`"),
         "{tools}"

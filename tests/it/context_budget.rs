@@ -267,7 +267,7 @@ mod fitted {
         );
         assert_eq!(
             tool_names(&requests[0]).len(),
-            11,
+            12,
             "a big window gets every tool"
         );
         // No max_tokens was configured: the window decides, within the 4096 cap.
@@ -335,7 +335,7 @@ mod fitted {
         assert_eq!(
             tool_names(&requests[0]).len(),
             7,
-            "a compact toolset for 4,096 tokens"
+            "a compact toolset for 4,096 tokens (the terminal helpers and update_plan folded)"
         );
         let text = editor.message_text();
         assert!(
@@ -378,7 +378,7 @@ mod fitted {
         let requests = server.requests();
         assert_eq!(
             tool_names(&requests[0]).len(),
-            11,
+            12,
             "{:?}",
             tool_names(&requests[0])
         );
@@ -387,7 +387,7 @@ mod fitted {
             .iter()
             .find(|(method, path, _)| method == "POST" && path == "/apply-template")
             .expect("the chat template was applied");
-        assert_eq!(template.2["tools"].as_array().map(Vec::len), Some(11));
+        assert_eq!(template.2["tools"].as_array().map(Vec::len), Some(12));
         let counted: Vec<_> = routes
             .iter()
             .filter(|(_, path, _)| path == "/tokenize")
@@ -420,7 +420,7 @@ mod fitted {
         assert_eq!(stop, StopReason::EndTurn);
         let requests = server.requests();
         assert_eq!(requests.len(), 2);
-        assert!(tool_names(&requests[0]).len() < 11);
+        assert!(tool_names(&requests[0]).len() < 12);
         for request in &requests {
             let max_tokens = request["max_tokens"].as_u64().unwrap();
             assert!(

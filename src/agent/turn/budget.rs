@@ -175,10 +175,10 @@ impl Turn<'_> {
     pub(crate) async fn context_use(&self, history: &[Message]) -> ContextUse {
         let window = self.context_window().await;
         let instructions = self
-            .project_instructions()
+            .project_instructions(window)
             .map_or(0, |text| context::estimate_tokens(&text));
         let system = Message::System {
-            content: self.system_prompt(),
+            content: self.system_prompt(window),
         };
         let system_prompt = context::prompt_tokens(&system, 0, &[]).saturating_sub(instructions);
         let share = window / FIXED_SHARE_DIVISOR;

@@ -116,6 +116,8 @@ impl Turn<'_> {
 
         let events = self.events.clone();
         let session_id = self.session.id.clone();
+        let plan_events = self.events.clone();
+        let plan_session = self.session.id.clone();
         let progress_id = id.clone();
         let ctx = ToolContext::new(
             self.session.workspace.clone(),
@@ -133,7 +135,10 @@ impl Turn<'_> {
                     }),
                 );
             }),
-        );
+        )
+        .with_plan(Arc::new(move |entries| {
+            plan_events.emit(&plan_session, TurnEvent::Plan(entries));
+        }));
 
         // The preview (a diff, a command line) is shown with the call from the start.
         let Some(preview) = unless_cancelled(&self.cancel, tool.preview(&args, &ctx)).await else {

@@ -92,14 +92,15 @@ impl Turn<'_> {
     /// cancellation `history` holds the complete, well-formed conversation; on error the caller
     /// discards it.
     pub(crate) async fn run(&self, history: &mut Vec<Message>) -> Result<StopReason, AgentError> {
-        let system = Message::System {
-            content: self.system_prompt(),
-        };
         for (title, description) in self.session.take_notices() {
             self.emit(TurnEvent::Notice { title, description });
         }
         let deadline = tokio::time::Instant::now() + self.config.turn_timeout;
         let window = self.context_window().await;
+        // After the window: the project instructions may take a share of it.
+        let system = Message::System {
+            content: self.system_prompt(window),
+        };
         // The model knows a tool by its name, description and schema only, in as much detail
         // as the window affords.
         let Some((tools, mut budget)) = self.fit_tools(&system, window, history).await else {

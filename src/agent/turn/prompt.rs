@@ -4,13 +4,17 @@
 //! cache, vLLM's prefix cache): a prompt that starts the same way every time is read once per
 //! session instead of once per request. So the prompt opens with what never changes (who Punie
 //! is, the guidelines, the tool names in their fixed order), then the configured instructions,
-//! and ends with what differs from one session to the next: the project's path. Nothing in it
-//! depends on the time, the turn or the history.
+//! and ends with what differs from one session to the next: the project's path, then the
+//! project's instructions (`AGENTS.md`, see `agent/instructions.rs`), which change only when
+//! their files do. Nothing in it depends on the time, the turn or the history.
 
 use super::Turn;
+use crate::agent::events::TurnEvent;
 
 impl Turn<'_> {
-    pub(super) fn system_prompt(&self) -> String {
+    /// The system prompt for a `window`-token context window (the project instructions take
+    /// at most a share of it; the person is told once when they were cut).
+    pub(super) fn system_prompt(&self, window: u32) -> String {
         let root = self.session.workspace.root().display();
         // Tool descriptions travel with the tool schemas; naming the tools is enough here, and
         // small context windows cannot afford saying everything twice.
@@ -40,19 +44,28 @@ impl Turn<'_> {
             prompt.push_str("\n\n");
             prompt.push_str(&note);
         }
-        if let Some(project) = self.project_instructions() {
-            prompt.push_str("\n\n");
-            prompt.push_str(&project);
-        }
         // Last, so that sessions in other projects share everything above it.
         prompt.push_str(&format!("\n\nThe project root is {root}."));
+        let instructions = self.session.instructions_section(self.config, window);
+        if !instructions.text.is_empty() {
+            prompt.push_str("\n\n");
+            prompt.push_str(&instructions.text);
+        }
+        if let Some(description) = instructions.cut
+            && self.session.instructions.tell_cut()
+        {
+            self.emit(TurnEvent::Notice {
+                title: "Project instructions were cut".to_owned(),
+                description,
+            });
+        }
         prompt
     }
 
-    /// The project's instructions (`AGENTS.md` and the like) as they join the system prompt:
-    /// the one place they come from, so that `/context` counts exactly what the model gets.
-    /// None yet: project instructions are wired here when they land.
-    pub(crate) fn project_instructions(&self) -> Option<String> {
-        None
+    /// The project's instructions (`AGENTS.md` and the like) as they join the system prompt of
+    /// a `window`-token context window, for `/context` to count exactly what the model gets.
+    pub(crate) fn project_instructions(&self, window: u32) -> Option<String> {
+        let section = self.session.instructions_section(self.config, window);
+        (!section.text.is_empty()).then_some(section.text)
     }
 }

@@ -1,5 +1,5 @@
 //! The tools every session has: reading, editing and writing files, finding files and text,
-//! running commands, and managing the commands left running.
+//! running commands, managing the commands left running, and keeping a plan.
 
 mod commands;
 mod edit;
@@ -7,6 +7,7 @@ mod files;
 mod glob;
 mod grep;
 mod list_dir;
+mod plan;
 mod search;
 
 use std::sync::Arc;
@@ -19,10 +20,14 @@ pub use files::{ReadFile, WriteFile};
 pub use glob::Glob;
 pub use grep::Grep;
 pub use list_dir::ListDir;
+pub use plan::{
+    MAX_ENTRY_CHARS, MAX_PLAN_ENTRIES, PLAN_TOOL, PlanEntry, PlanOutput, PlanPriority, PlanStatus,
+    UpdatePlan, parse_plan,
+};
 
 use super::Toolset;
 
-/// The default toolset: file, search and command tools.
+/// The default toolset: file, search and command tools, and the plan.
 pub fn default_toolset() -> Toolset {
     let mut tools = Toolset::new();
     tools.add(Arc::new(ReadFile));
@@ -36,5 +41,6 @@ pub fn default_toolset() -> Toolset {
     tools.add(Arc::new(WaitForTerminalExit));
     tools.add(Arc::new(KillTerminal));
     tools.add(Arc::new(ReleaseTerminal));
+    tools.add(Arc::new(UpdatePlan));
     tools
 }

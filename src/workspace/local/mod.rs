@@ -25,6 +25,7 @@ mod permissions;
 mod root;
 mod sandbox;
 mod shared;
+mod stamped;
 mod terminals;
 mod walk;
 
@@ -34,6 +35,7 @@ use std::sync::Arc;
 pub use files::{LocalFileSystem, MAX_READ_BYTES};
 pub use permissions::{ApprovePolicy, PolicyPermissions, TtyPermissions, local_permissions};
 pub use sandbox::{LandlockStatus, SandboxOptions, landlock_scopes_supported};
+pub use stamped::{FileStamp, StampedText, read_beneath, stat_beneath};
 pub use terminals::{DEFAULT_OUTPUT_BYTE_LIMIT, LocalTerminals};
 pub(crate) use walk::Walker;
 
