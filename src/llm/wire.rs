@@ -17,10 +17,7 @@ use super::{ChatRequest, Message, PromptProgress, ServerTimings, ToolCall, Usage
 pub(crate) fn request_body(model: &str, request: &ChatRequest) -> Value {
     let mut body = Map::new();
     body.insert("model".into(), json!(model));
-    body.insert(
-        "messages".into(),
-        Value::Array(request.messages.iter().map(message_json).collect()),
-    );
+    body.insert("messages".into(), Value::Array(messages_json(&request.messages)));
     if !request.tools.is_empty() {
         let tools = request
             .tools
@@ -75,8 +72,56 @@ pub(crate) fn lists_llama_cpp(models: &Value) -> bool {
         })
 }
 
+/// The messages as sent. [`Message::Images`] become `image_url` parts with `data:` URLs: joined
+/// to the user message just before (the prompt they came with), or, after tool results, a user
+/// message of their own, since most servers (llama.cpp's templates among them) take only text in
+/// a tool message.
+fn messages_json(messages: &[Message]) -> Vec<Value> {
+    let mut out: Vec<Value> = Vec::with_capacity(messages.len());
+    for message in messages {
+        let Message::Images { images } = message else {
+            out.push(message_json(message));
+            continue;
+        };
+        if images.is_empty() {
+            continue;
+        }
+        let parts = images.iter().map(|image| {
+            json!({ "type": "image_url", "image_url": { "url": image.data_url() } })
+        });
+        match out.last_mut() {
+            Some(last) if last["role"] == "user" => {
+                let content = &mut last["content"];
+                if let Value::String(text) = content {
+                    *content = json!([{ "type": "text", "text": std::mem::take(text) }]);
+                }
+                if let Value::Array(existing) = content {
+                    existing.extend(parts);
+                }
+            }
+            _ => {
+                let mut content = vec![json!({
+                    "type": "text",
+                    "text": "The images the tool calls above returned:",
+                })];
+                content.extend(parts);
+                out.push(json!({ "role": "user", "content": content }));
+            }
+        }
+    }
+    out
+}
+
 fn message_json(message: &Message) -> Value {
     match message {
+        // Joined to their neighbours by `messages_json`; alone, a user message of image parts.
+        Message::Images { images } => json!({
+            "role": "user",
+            "content": images
+                .iter()
+                .map(|image| json!({ "type": "image_url", "image_url": { "url": image.data_url() } }))
+                .collect::<Vec<_>>(),
+        }),
         Message::System { content } => json!({ "role": "system", "content": content }),
         Message::User { content } => json!({ "role": "user", "content": content }),
         Message::Assistant {
@@ -750,5 +795,58 @@ mod tests {
         );
         assert!(body.get("tools").is_none());
         assert!(body.get("max_tokens").is_none());
+    }
+
+    #[test]
+    fn images_become_data_url_parts_of_a_user_message() {
+        use crate::image::Image;
+        let png = Image::new("image/png", "YWJj");
+        let jpeg = Image::new("image/jpeg", "/9j/");
+        let request = ChatRequest {
+            messages: vec![
+                Message::User {
+                    content: "what is this?".into(),
+                },
+                Message::Images {
+                    images: vec![png.clone(), jpeg],
+                },
+                Message::Assistant {
+                    content: None,
+                    tool_calls: vec![ToolCall {
+                        id: "c".into(),
+                        name: "shot".into(),
+                        arguments: "{}".into(),
+                    }],
+                },
+                Message::Tool {
+                    tool_call_id: "c".into(),
+                    content: "a picture".into(),
+                },
+                Message::Images { images: vec![png] },
+                Message::Images { images: vec![] },
+            ],
+            tools: vec![],
+            temperature: None,
+            max_tokens: None,
+        };
+        let messages = request_body("m", &request)["messages"].clone();
+        assert_eq!(
+            messages,
+            json!([
+                {"role": "user", "content": [
+                    {"type": "text", "text": "what is this?"},
+                    {"type": "image_url", "image_url": {"url": "data:image/png;base64,YWJj"}},
+                    {"type": "image_url", "image_url": {"url": "data:image/jpeg;base64,/9j/"}},
+                ]},
+                {"role": "assistant", "content": null, "tool_calls": [
+                    {"id": "c", "type": "function", "function": {"name": "shot", "arguments": "{}"}},
+                ]},
+                {"role": "tool", "tool_call_id": "c", "content": "a picture"},
+                {"role": "user", "content": [
+                    {"type": "text", "text": "The images the tool calls above returned:"},
+                    {"type": "image_url", "image_url": {"url": "data:image/png;base64,YWJj"}},
+                ]},
+            ])
+        );
     }
 }

@@ -25,6 +25,7 @@ mod e2e_discovery;
 mod e2e_models;
 mod e2e_wire;
 mod hostile_model;
+mod images;
 mod inbound_lines;
 mod library_api;
 mod llm_client;
