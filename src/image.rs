@@ -93,7 +93,9 @@ pub enum ImageError {
         limit: usize,
     },
     /// More than [`MAX_PROMPT_IMAGES`] images.
-    #[error("{count} images in one prompt; Punie takes at most {limit}: send the rest in a later prompt")]
+    #[error(
+        "{count} images in one prompt; Punie takes at most {limit}: send the rest in a later prompt"
+    )]
     TooMany {
         /// How many there were.
         count: usize,
@@ -113,7 +115,9 @@ pub enum ImageError {
         limit: usize,
     },
     /// A MIME type that is not an image's.
-    #[error("image {index} has the MIME type {mime_type:?}; an image's must start with image/ (e.g. image/png)")]
+    #[error(
+        "image {index} has the MIME type {mime_type:?}; an image's must start with image/ (e.g. image/png)"
+    )]
     NotAnImage {
         /// Which image (1-based).
         index: usize,
@@ -121,7 +125,9 @@ pub enum ImageError {
         mime_type: String,
     },
     /// Data that is not base64 text.
-    #[error("image {index} is not base64 data (a character outside the base64 alphabet at byte {at})")]
+    #[error(
+        "image {index} is not base64 data (a character outside the base64 alphabet at byte {at})"
+    )]
     NotBase64 {
         /// Which image (1-based).
         index: usize,
@@ -196,7 +202,10 @@ mod tests {
         let big = Image::new("image/png", "A".repeat((MAX_IMAGE_BYTES / 3 + 1) * 4));
         let error = check_images(&[big]).unwrap_err();
         assert!(matches!(error, ImageError::TooLarge { index: 1, .. }));
-        assert!(error.to_string().contains("at most 5242880 bytes (5 MiB)"), "{error}");
+        assert!(
+            error.to_string().contains("at most 5242880 bytes (5 MiB)"),
+            "{error}"
+        );
         let many = vec![Image::new("image/png", "YWJj"); MAX_PROMPT_IMAGES + 1];
         assert_eq!(
             check_images(&many).unwrap_err().to_string(),

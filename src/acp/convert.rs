@@ -3,9 +3,7 @@
 
 use agent_client_protocol::v1::schema as wire;
 
-use crate::agent::{
-    Prompt, StopReason, ToolCallChange, ToolCallStart, ToolCallStatus, TurnEvent,
-};
+use crate::agent::{Prompt, StopReason, ToolCallChange, ToolCallStart, ToolCallStatus, TurnEvent};
 use crate::image::Image;
 use crate::tools::mcp::McpServerConfig;
 use crate::workspace::{ExitStatus, PermissionOutcome, TerminalId, ToolContent, ToolKind};

@@ -17,7 +17,10 @@ use super::{ChatRequest, Message, PromptProgress, ServerTimings, ToolCall, Usage
 pub(crate) fn request_body(model: &str, request: &ChatRequest) -> Value {
     let mut body = Map::new();
     body.insert("model".into(), json!(model));
-    body.insert("messages".into(), Value::Array(messages_json(&request.messages)));
+    body.insert(
+        "messages".into(),
+        Value::Array(messages_json(&request.messages)),
+    );
     if !request.tools.is_empty() {
         let tools = request
             .tools
@@ -86,9 +89,9 @@ fn messages_json(messages: &[Message]) -> Vec<Value> {
         if images.is_empty() {
             continue;
         }
-        let parts = images.iter().map(|image| {
-            json!({ "type": "image_url", "image_url": { "url": image.data_url() } })
-        });
+        let parts = images
+            .iter()
+            .map(|image| json!({ "type": "image_url", "image_url": { "url": image.data_url() } }));
         match out.last_mut() {
             Some(last) if last["role"] == "user" => {
                 let content = &mut last["content"];

@@ -18,8 +18,13 @@ const PNG: &str = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR4nGP4z
 /// Whether `initialize` offered image prompts, against `server`.
 async fn offers_images(server: &FakeModelServer) -> bool {
     let (_dir, ws) = workspace();
-    let ((), record) =
-        with_editor(&server.base_url(), &ws, EditorOptions::default(), async |_, _| ()).await;
+    let ((), record) = with_editor(
+        &server.base_url(),
+        &ws,
+        EditorOptions::default(),
+        async |_, _| (),
+    )
+    .await;
     let record = record.lock().unwrap();
     let answer = record.initialize.as_ref().expect("initialize was answered");
     answer.agent_capabilities.prompt_capabilities.image
@@ -29,17 +34,25 @@ async fn offers_images(server: &FakeModelServer) -> bool {
 async fn initialize_offers_images_only_when_the_server_says_the_model_sees() {
     let llama_vision = FakeModelServer::start().await;
     llama_vision.sees(true);
-    assert!(offers_images(&llama_vision).await, "llama.cpp /props modalities.vision");
+    assert!(
+        offers_images(&llama_vision).await,
+        "llama.cpp /props modalities.vision"
+    );
 
     let llama_blind = FakeModelServer::start().await;
     llama_blind.sees(false);
-    assert!(!offers_images(&llama_blind).await, "llama.cpp without a projector");
+    assert!(
+        !offers_images(&llama_blind).await,
+        "llama.cpp without a projector"
+    );
 
     let ollama = FakeModelServer::start().await;
     ollama.route(
         "POST",
         "/api/show",
-        Reply::json(json!({"capabilities": ["completion", "vision"], "parameters": "num_ctx 8192"})),
+        Reply::json(
+            json!({"capabilities": ["completion", "vision"], "parameters": "num_ctx 8192"}),
+        ),
     );
     assert!(offers_images(&ollama).await, "Ollama capabilities");
 
@@ -154,7 +167,11 @@ async fn an_image_for_a_model_that_cannot_see_is_refused_before_the_model_is_ask
         "{error:?}"
     );
     assert!(error.message.contains(FAKE_MODEL), "{}", error.message);
-    assert!(error.message.contains("cannot see images"), "{}", error.message);
+    assert!(
+        error.message.contains("cannot see images"),
+        "{}",
+        error.message
+    );
     assert!(error.message.contains("vision = true"), "{}", error.message);
     assert_eq!(requests_then, 0, "nothing reached the model");
     // The session is intact and the refused prompt left nothing in it.
@@ -193,7 +210,11 @@ async fn an_image_past_the_limit_is_refused_with_the_numbers() {
         agent_client_protocol::ErrorCode::INVALID_PARAMS,
         "{error:?}"
     );
-    assert!(error.message.contains("at most 5242880 bytes (5 MiB)"), "{}", error.message);
+    assert!(
+        error.message.contains("at most 5242880 bytes (5 MiB)"),
+        "{}",
+        error.message
+    );
     assert!(server.requests().is_empty());
 }
 
@@ -250,7 +271,10 @@ async fn an_mcp_tool_result_image_reaches_a_model_that_sees_and_a_note_reaches_o
                 image_urls(&requests[1]),
                 vec!["data:image/png;base64,YWJj".to_owned()]
             );
-            assert_eq!(next["content"][1]["image_url"]["url"], "data:image/png;base64,YWJj");
+            assert_eq!(
+                next["content"][1]["image_url"]["url"],
+                "data:image/png;base64,YWJj"
+            );
         } else {
             assert!(image_urls(&requests[1]).is_empty());
             let note = next["content"].as_str().unwrap();

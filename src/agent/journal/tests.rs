@@ -305,7 +305,9 @@ fn pruning_keeps_the_newest_and_skips_sessions_open_elsewhere() {
 #[test]
 fn images_of_a_prompt_and_of_tool_results_are_kept() {
     let (_dir, store) = store();
-    let journal = store.create("s-img", Path::new("/work/a"), "test model").unwrap();
+    let journal = store
+        .create("s-img", Path::new("/work/a"), "test model")
+        .unwrap();
     let shown = crate::image::Image::new("image/png", "YWJj");
     let from_tool = crate::image::Image::new("image/jpeg", "/9j/");
     journal.begin_turn(&[], "what is this?", std::slice::from_ref(&shown));

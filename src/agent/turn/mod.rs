@@ -117,7 +117,9 @@ impl Turn<'_> {
             messages.push(system.clone());
             // Images reach only a model that sees (the session may have switched models since
             // they were shown); for another, a text note stands for them.
-            let sees = self.model().sees().await == Some(true);
+            // Asked only when there are images: the answer may wait for a server that is down.
+            let sees = !history.iter().any(|m| matches!(m, Message::Images { .. }))
+                || self.model().sees().await == Some(true);
             for message in history.iter() {
                 match (message, messages.last_mut()) {
                     (Message::Images { images }, Some(Message::User { content })) if !sees => {

@@ -13,8 +13,8 @@ use rmcp::service::ServiceError;
 use serde_json::Value;
 
 use super::MAX_RESULT_BYTES;
-use crate::image::{Image, check_images};
 use super::connection::{Link, RemoteTool};
+use crate::image::{Image, check_images};
 use crate::tools::{Tool, ToolContext, ToolError, ToolOutput};
 use crate::workspace::{ToolContent, ToolKind, Workspace};
 
@@ -270,7 +270,10 @@ mod tests {
             big,
             "image/png",
         )]));
-        assert!(text.ends_with("(not shown: past Punie's image limits)"), "{text}");
+        assert!(
+            text.ends_with("(not shown: past Punie's image limits)"),
+            "{text}"
+        );
         assert_eq!(content.len(), 1);
         let (text, _) = convert_result(&CallToolResult::success(vec![ContentBlock::text(
             "x".repeat(MAX_RESULT_BYTES + 10),
