@@ -44,6 +44,8 @@ pub mod sse;
 mod stream;
 mod tokens;
 mod wire;
+#[cfg(test)]
+mod wire_image_tests;
 
 pub use assemble::{ToolCallAssembler, ToolCallDelta};
 pub use error::LlmError;

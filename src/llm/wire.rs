@@ -75,10 +75,11 @@ pub(crate) fn lists_llama_cpp(models: &Value) -> bool {
         })
 }
 
-/// The messages as sent. [`Message::Images`] become `image_url` parts with `data:` URLs: joined
-/// to the user message just before (the prompt they came with), or, after tool results, a user
-/// message of their own, since most servers (llama.cpp's templates among them) take only text in
-/// a tool message.
+const TOOL_IMAGES_INTRO: &str = "The images the tool calls above returned:";
+
+/// The messages as sent. [`Message::Images`] become `image_url` parts: joined to the user
+/// message before them, else (after tool results, which most servers take as text only) a
+/// user message of their own.
 fn messages_json(messages: &[Message]) -> Vec<Value> {
     let mut out: Vec<Value> = Vec::with_capacity(messages.len());
     for message in messages {
@@ -89,9 +90,7 @@ fn messages_json(messages: &[Message]) -> Vec<Value> {
         if images.is_empty() {
             continue;
         }
-        let parts = images
-            .iter()
-            .map(|image| json!({ "type": "image_url", "image_url": { "url": image.data_url() } }));
+        let parts = images.iter().map(image_part);
         match out.last_mut() {
             Some(last) if last["role"] == "user" => {
                 let content = &mut last["content"];
@@ -103,11 +102,8 @@ fn messages_json(messages: &[Message]) -> Vec<Value> {
                 }
             }
             _ => {
-                let mut content = vec![json!({
-                    "type": "text",
-                    "text": "The images the tool calls above returned:",
-                })];
-                content.extend(parts);
+                let intro = json!({ "type": "text", "text": TOOL_IMAGES_INTRO });
+                let content: Vec<Value> = std::iter::once(intro).chain(parts).collect();
                 out.push(json!({ "role": "user", "content": content }));
             }
         }
@@ -115,15 +111,17 @@ fn messages_json(messages: &[Message]) -> Vec<Value> {
     out
 }
 
+/// An `image_url` content part with the image as a `data:` URL.
+fn image_part(image: &crate::image::Image) -> Value {
+    json!({ "type": "image_url", "image_url": { "url": image.data_url() } })
+}
+
 fn message_json(message: &Message) -> Value {
     match message {
         // Joined to their neighbours by `messages_json`; alone, a user message of image parts.
         Message::Images { images } => json!({
             "role": "user",
-            "content": images
-                .iter()
-                .map(|image| json!({ "type": "image_url", "image_url": { "url": image.data_url() } }))
-                .collect::<Vec<_>>(),
+            "content": images.iter().map(image_part).collect::<Vec<_>>(),
         }),
         Message::System { content } => json!({ "role": "system", "content": content }),
         Message::User { content } => json!({ "role": "user", "content": content }),
@@ -798,58 +796,5 @@ mod tests {
         );
         assert!(body.get("tools").is_none());
         assert!(body.get("max_tokens").is_none());
-    }
-
-    #[test]
-    fn images_become_data_url_parts_of_a_user_message() {
-        use crate::image::Image;
-        let png = Image::new("image/png", "YWJj");
-        let jpeg = Image::new("image/jpeg", "/9j/");
-        let request = ChatRequest {
-            messages: vec![
-                Message::User {
-                    content: "what is this?".into(),
-                },
-                Message::Images {
-                    images: vec![png.clone(), jpeg],
-                },
-                Message::Assistant {
-                    content: None,
-                    tool_calls: vec![ToolCall {
-                        id: "c".into(),
-                        name: "shot".into(),
-                        arguments: "{}".into(),
-                    }],
-                },
-                Message::Tool {
-                    tool_call_id: "c".into(),
-                    content: "a picture".into(),
-                },
-                Message::Images { images: vec![png] },
-                Message::Images { images: vec![] },
-            ],
-            tools: vec![],
-            temperature: None,
-            max_tokens: None,
-        };
-        let messages = request_body("m", &request)["messages"].clone();
-        assert_eq!(
-            messages,
-            json!([
-                {"role": "user", "content": [
-                    {"type": "text", "text": "what is this?"},
-                    {"type": "image_url", "image_url": {"url": "data:image/png;base64,YWJj"}},
-                    {"type": "image_url", "image_url": {"url": "data:image/jpeg;base64,/9j/"}},
-                ]},
-                {"role": "assistant", "content": null, "tool_calls": [
-                    {"id": "c", "type": "function", "function": {"name": "shot", "arguments": "{}"}},
-                ]},
-                {"role": "tool", "tool_call_id": "c", "content": "a picture"},
-                {"role": "user", "content": [
-                    {"type": "text", "text": "The images the tool calls above returned:"},
-                    {"type": "image_url", "image_url": {"url": "data:image/png;base64,YWJj"}},
-                ]},
-            ])
-        );
     }
 }
