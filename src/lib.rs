@@ -57,6 +57,7 @@
 //! - [`llm`]: the [`ChatModel`](llm::ChatModel) trait and the OpenAI-compatible client.
 //! - [`tools`]: the [`Tool`](tools::Tool) trait and the built-in tools.
 //! - [`workspace`]: where tools act — the editor or the local sandbox.
+//! - [`image`]: images in prompts and tool results, and their bounds.
 //! - [`acp`]: serving an agent over stdio, any byte stream, or in memory.
 //! - `testing` (feature `testing`): a scripted model and a fake editor for tests.
 #![deny(clippy::print_stdout, clippy::print_stderr)]
@@ -64,6 +65,7 @@
 
 pub mod acp;
 pub mod agent;
+pub mod image;
 pub mod llm;
 pub mod perf;
 pub mod server;

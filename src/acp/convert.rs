@@ -4,9 +4,10 @@
 use agent_client_protocol::v1::schema as wire;
 
 use crate::agent::{
-    CommandInfo, CompactionStatus, StopReason, ToolCallChange, ToolCallStart, ToolCallStatus,
-    TurnEvent,
+    CommandInfo, CompactionStatus, Prompt, StopReason, ToolCallChange, ToolCallStart,
+    ToolCallStatus, TurnEvent,
 };
+use crate::image::Image;
 use crate::tools::builtin::{PlanEntry, PlanPriority, PlanStatus};
 use crate::tools::mcp::McpServerConfig;
 use crate::workspace::{ExitStatus, PermissionOutcome, TerminalId, ToolContent, ToolKind};
@@ -47,6 +48,9 @@ pub(crate) fn content(items: Vec<ToolContent>) -> Vec<wire::ToolCallContent> {
             ToolContent::Terminal(TerminalId(id)) => {
                 wire::ToolCallContent::Terminal(wire::Terminal::new(id))
             }
+            ToolContent::Image(image) => wire::ToolCallContent::Content(wire::Content::new(
+                wire::ContentBlock::Image(wire::ImageContent::new(image.data, image.mime_type)),
+            )),
         })
         .collect()
 }
@@ -264,13 +268,23 @@ pub(crate) fn stop_reason(stop: StopReason) -> wire::StopReason {
     }
 }
 
-/// The user's prompt as text for the model: text blocks verbatim, embedded files inline,
-/// links to files as references the model can read with its tools.
-pub(crate) fn prompt_text(blocks: &[wire::ContentBlock]) -> String {
+/// The user's prompt for the model: text blocks verbatim, embedded files inline, links to files
+/// as references the model can read with its tools, image blocks as images (checked by the
+/// agent: bounds, and whether the model sees). An image given only by a URI cannot be sent (a
+/// local server fetches nothing), so the text says it was left out.
+pub(crate) fn prompt(blocks: &[wire::ContentBlock]) -> Prompt {
     let mut parts = Vec::new();
+    let mut images = Vec::new();
     for block in blocks {
         match block {
             wire::ContentBlock::Text(text) => parts.push(text.text.clone()),
+            wire::ContentBlock::Image(image) if !image.data.trim().is_empty() => {
+                images.push(Image::new(image.mime_type.clone(), image.data.clone()));
+            }
+            wire::ContentBlock::Image(image) => parts.push(format!(
+                "[an image given only by its URI was omitted: {}]",
+                image.uri.as_deref().unwrap_or("no URI")
+            )),
             wire::ContentBlock::ResourceLink(link) => {
                 let path = link.uri.strip_prefix("file://").unwrap_or(&link.uri);
                 parts.push(format!("[referenced file: {path}]"));
@@ -285,7 +299,7 @@ pub(crate) fn prompt_text(blocks: &[wire::ContentBlock]) -> String {
             _ => parts.push("[an attachment of a kind Punie cannot read was omitted]".to_owned()),
         }
     }
-    parts.join("\n")
+    Prompt::new(parts.join("\n"), images)
 }
 
 pub(crate) fn permission_outcome(

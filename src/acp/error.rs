@@ -77,9 +77,12 @@ impl From<RequestError> for agent_client_protocol::Error {
         let text = || Some(serde_json::Value::String(message.clone()));
         let (code, data) = match &error {
             RequestError::InvalidParams(_)
-            | RequestError::Agent(AgentError::UnknownModel { .. } | AgentError::InvalidModel(_)) => {
-                (ErrorCode::INVALID_PARAMS, text())
-            }
+            | RequestError::Agent(
+                AgentError::UnknownModel { .. }
+                | AgentError::InvalidModel(_)
+                | AgentError::Image(_)
+                | AgentError::ModelCannotSee { .. },
+            ) => (ErrorCode::INVALID_PARAMS, text()),
             RequestError::UnknownMethod(method) => {
                 (ErrorCode::METHOD_NOT_FOUND, Some(method.clone().into()))
             }

@@ -37,11 +37,44 @@ pub(crate) async fn initialize(
     connection.set_client(request.client_capabilities);
     let info = wire::Implementation::new("punie", env!("CARGO_PKG_VERSION"))
         .title(connection.agent.config().display_name.clone());
+    // Whether the model sees decides `image`: asked of its server once (the probe usually
+    // started with the process, see `Agent::warm_up`), waited for at most VISION_WAIT here, so
+    // the answer is on a task.
+    let agent = connection.agent.clone();
+    tokio::spawn(async move {
+        let sees = tokio::time::timeout(VISION_WAIT, agent.model().sees())
+            .await
+            .ok()
+            .flatten()
+            == Some(true);
+        tracing::info!(image = sees, "prompt capabilities");
+        let answer = initialize_response(&agent, info, sees);
+        if let Err(error) = responder.respond(answer) {
+            tracing::debug!(%error, "could not answer initialize");
+        }
+    });
+    Ok(())
+}
+
+/// How long `initialize` waits to learn whether the model sees images; past it, `image` is
+/// `false` (and a prompt's images are checked again when they come).
+const VISION_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// The `initialize` answer: `image` in the prompt capabilities when the model sees.
+fn initialize_response(
+    agent: &crate::agent::Agent,
+    info: wire::Implementation,
+    sees: bool,
+) -> wire::InitializeResponse {
     let mut capabilities = wire::AgentCapabilities::new()
         .mcp_capabilities(wire::McpCapabilities::new().http(true).sse(false))
-        .prompt_capabilities(wire::PromptCapabilities::new().embedded_context(true));
+        .prompt_capabilities(
+            wire::PromptCapabilities::new()
+                .embedded_context(true)
+                .image(sees),
+        );
     // Saved sessions, when this Punie keeps them (see specs/sessions.md).
-    if connection.agent.journals().is_some() {
+    if agent.journals().is_some() {
         capabilities = capabilities.load_session(true).session_capabilities(
             wire::SessionCapabilities::new()
                 .list(wire::SessionListCapabilities::new())
@@ -50,11 +83,9 @@ pub(crate) async fn initialize(
                 .delete(wire::SessionDeleteCapabilities::new()),
         );
     }
-    responder.respond(
-        wire::InitializeResponse::new(ProtocolVersion::V1)
-            .agent_capabilities(capabilities)
-            .agent_info(info),
-    )
+    wire::InitializeResponse::new(ProtocolVersion::V1)
+        .agent_capabilities(capabilities)
+        .agent_info(info)
 }
 
 /// `authenticate`: always succeeds, local model servers need no account.
@@ -146,7 +177,7 @@ pub(crate) async fn prompt(
     let agent = connection.agent.clone();
     let started = connection
         .session(&request.session_id.0)
-        .and_then(|session| agent.start_prompt(session, convert::prompt_text(&request.prompt)));
+        .and_then(|session| agent.start_prompt(session, convert::prompt(&request.prompt)));
     let pending = match started {
         Ok(pending) => pending,
         Err(error) => return responder.respond_with_error(RequestError::from(error).into()),

@@ -34,7 +34,9 @@ pub(crate) async fn config_options(
 /// The model picker, when the server lists models.
 async fn model_option(agent: &Agent, session: &Session) -> Option<wire::SessionConfigOption> {
     let (current, available) = agent.session_models(session).await;
-    convert::model_options(current, available).into_iter().next()
+    convert::model_options(current, available)
+        .into_iter()
+        .next()
 }
 
 /// Announces every change of `session`'s mode to the editor, whoever made it (`session/set_mode`,

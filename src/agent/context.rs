@@ -39,6 +39,7 @@ fn message_tokens(message: &Message) -> u32 {
                         .sum::<u32>()
             }
             Message::Tool { content, .. } => estimate_tokens(content),
+            Message::Images { images } => images.len() as u32 * crate::image::IMAGE_TOKENS,
         }
 }
 
@@ -184,6 +185,16 @@ pub(crate) fn interrupted_answer(text: &str, limit: usize) -> String {
     format!("{kept}\n[answer interrupted: the user cancelled it here]")
 }
 
+/// What a model that cannot see reads where images were shown.
+pub(crate) fn images_note(images: &[crate::image::Image]) -> String {
+    let shown: Vec<String> = images.iter().map(|i| i.placeholder()).collect();
+    format!(
+        "[{} image(s) were shown here, which the current model cannot see: {}]",
+        images.len(),
+        shown.join(" ")
+    )
+}
+
 /// The older part of a conversation as plain text, for the model to summarise.
 pub(crate) fn transcript(messages: &[Message]) -> String {
     let mut out = String::new();
@@ -210,6 +221,10 @@ pub(crate) fn transcript(messages: &[Message]) -> String {
                 head_and_tail(content, 400, "")
             )),
             Message::System { content } => out.push_str(&format!("NOTE: {content}\n")),
+            Message::Images { images } => {
+                let shown: Vec<String> = images.iter().map(|i| i.placeholder()).collect();
+                out.push_str(&format!("IMAGES SHOWN: {}\n", shown.join(" ")));
+            }
         }
     }
     out

@@ -67,6 +67,24 @@ pub enum AgentError {
     /// A saved session could not be read, written or locked.
     #[error(transparent)]
     Journal(#[from] JournalError),
+    /// The prompt's images are past Punie's bounds (the message has the numbers).
+    #[error("{0}")]
+    Image(crate::image::ImageError),
+    /// The prompt has images and the session's model cannot see (or its server does not say
+    /// that it can).
+    #[error(
+        "the model {model} {}, so Punie cannot send it the prompt's images: switch to a vision \
+         model (a llama-server started with --mmproj, an Ollama or LM Studio vision model), or, \
+         if this model does see, set `vision = true` for it in Punie's config file; or send the \
+         prompt without images",
+        if *told { "cannot see images (its server says so)" } else { "may not see images (its server does not tell)" }
+    )]
+    ModelCannotSee {
+        /// The model, as described for logs (`name at URL`).
+        model: String,
+        /// Whether the server said it cannot see (rather than not telling).
+        told: bool,
+    },
 }
 
 impl AgentError {

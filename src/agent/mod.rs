@@ -9,6 +9,7 @@ mod config;
 mod context;
 mod error;
 mod events;
+mod input;
 mod instructions;
 pub mod journal;
 mod mode;
@@ -33,8 +34,9 @@ pub use events::{
     CommandInfo, CompactionStatus, EventSink, StopReason, ToolCallChange, ToolCallStart,
     ToolCallStatus, TurnEvent,
 };
-pub use mode::{Mode, UnknownMode};
+pub use input::Prompt;
 pub use instructions::{INSTRUCTION_FILES, INSTRUCTIONS_SHARE_DIVISOR};
+pub use mode::{Mode, UnknownMode};
 pub use observe::{ModelRequestStats, ToolCallStats, TurnObserver};
 pub use open::OpeningSession;
 pub(crate) use open::connect_mcp;
@@ -130,6 +132,17 @@ impl Agent {
     /// The model.
     pub fn model(&self) -> &Arc<dyn ChatModel> {
         &self.model
+    }
+
+    /// Starts asking the model's server, on a task, what Punie must know before the first
+    /// session: whether the model sees images (for `initialize`'s `promptCapabilities.image`).
+    /// The answer is remembered by the model; call this from within a Tokio runtime, at start.
+    pub fn warm_up(&self) {
+        let model = self.model.clone();
+        tokio::spawn(async move {
+            let sees = model.sees().await;
+            tracing::debug!(?sees, model = %model.describe(), "whether the model sees images");
+        });
     }
 
     fn sessions(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Session>>> {
@@ -265,10 +278,14 @@ impl Agent {
     /// Starts a prompt turn in `session`: claims the session and arms its cancellation at once,
     /// so a `session/cancel` that arrives right after the prompt is never lost. Run the turn
     /// with [`PendingTurn::run`].
+    ///
+    /// A prompt with images is checked when the turn runs, before anything reaches the model
+    /// or the session's history: the images' bounds ([`check_images`](crate::image::check_images)),
+    /// and that the session's model can see ([`AgentError::ModelCannotSee`]).
     pub fn start_prompt(
         &self,
         session: Arc<Session>,
-        prompt: String,
+        prompt: Prompt,
     ) -> Result<PendingTurn, AgentError> {
         let claim = session
             .claim_turn()
@@ -280,7 +297,7 @@ impl Agent {
     pub async fn prompt(
         &self,
         session: Arc<Session>,
-        prompt: String,
+        prompt: Prompt,
         events: Arc<dyn EventSink>,
     ) -> Result<StopReason, AgentError> {
         self.start_prompt(session, prompt)?.run(self, events).await
@@ -303,7 +320,7 @@ pub(crate) fn mode_tools(session: &Session) -> (Mode, Toolset, Toolset) {
 /// A prompt turn that has claimed its session but not yet run.
 pub struct PendingTurn {
     claim: session::TurnClaim,
-    prompt: String,
+    prompt: Prompt,
 }
 
 impl std::fmt::Debug for PendingTurn {
@@ -326,12 +343,28 @@ impl PendingTurn {
     ) -> Result<StopReason, AgentError> {
         let Self { claim, prompt } = self;
         let session = claim.session().clone();
+        if !prompt.images.is_empty() {
+            // Refused before anything is recorded or sent: the session stays as it was.
+            crate::image::check_images(&prompt.images).map_err(AgentError::Image)?;
+            let model = session
+                .model_override()
+                .unwrap_or_else(|| agent.model.clone());
+            let sees = model.sees().await;
+            if sees != Some(true) {
+                let error = AgentError::ModelCannotSee {
+                    model: model.describe(),
+                    told: sees.is_some(),
+                };
+                tracing::info!(session = %session.id, images = prompt.images.len(), %error, "prompt refused");
+                return Err(error);
+            }
+        }
         // Prompt files may have come or gone since the commands were last told.
         let commands = agent
             .announce_commands(&session, events.as_ref(), false)
             .await;
-        let prompt = match commands.resolve(&prompt) {
-            commands::Invocation::Model(text) => text,
+        let prompt = match commands.resolve(&prompt.text) {
+            commands::Invocation::Model(text) => Prompt { text, ..prompt },
             commands::Invocation::Local {
                 command,
                 arguments,
@@ -349,7 +382,7 @@ impl PendingTurn {
         let journal = session.journal().or_else(|| agent.start_journal(&session));
         let events: Arc<dyn EventSink> = match &journal {
             Some(journal) => {
-                journal.begin_turn(&working, &prompt);
+                journal.begin_turn(&working, &prompt.text, &prompt.images);
                 Arc::new(saved::Journaled {
                     journal: journal.clone(),
                     events,
@@ -357,7 +390,14 @@ impl PendingTurn {
             }
             None => events,
         };
-        working.push(Message::User { content: prompt });
+        working.push(Message::User {
+            content: prompt.text,
+        });
+        if !prompt.images.is_empty() {
+            working.push(Message::Images {
+                images: prompt.images,
+            });
+        }
         // Tools from the editor's catalog or MCP servers may still be arriving.
         tokio::select! {
             _ = session.wait_for_tools(TOOLS_LOADING_LIMIT) => {}

@@ -94,7 +94,7 @@ pub fn run(cli: &Cli, args: &AskArgs) -> anyhow::Result<u8> {
             args.continue_latest,
             workspace,
         )?;
-        let turn = agent.prompt(session.clone(), prompt, events.clone());
+        let turn = agent.prompt(session.clone(), prompt.into(), events.clone());
         tokio::pin!(turn);
         let outcome = loop {
             tokio::select! {

@@ -13,6 +13,7 @@
 //! max_tokens = 2048
 //! context_size = 8192               # when the server does not report it
 //! text_tool_calls = false           # describe tools in the prompt instead of native calls
+//! vision = true                     # the model sees images (when its server does not say)
 //! server_wait = 300                 # seconds to wait for a server still loading the model
 //! ```
 //!
@@ -57,6 +58,8 @@ pub struct ModelEntry {
     pub context_size: Option<u32>,
     /// Describe tools in the prompt and parse calls from the text.
     pub text_tool_calls: Option<bool>,
+    /// Whether the model sees images, over what its server says (or does not say).
+    pub vision: Option<bool>,
     /// Seconds to wait for a server that is not answering yet (`--server-wait`).
     pub server_wait: Option<u64>,
 }
@@ -148,6 +151,7 @@ context_size = 8192
 [models."qwen/qwen3-coder-30b"]
 max_tokens = 2048
 text_tool_calls = true
+vision = true
 "#;
 
     #[test]
@@ -166,6 +170,7 @@ text_tool_calls = true
             "http://localhost:1234/v1/qwen/qwen3-coder-30b"
         );
         assert_eq!(entry.text_tool_calls, Some(true));
+        assert_eq!(entry.vision, Some(true));
         assert!(
             config
                 .entry("http://localhost:8080/v1/x")

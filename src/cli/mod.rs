@@ -300,6 +300,9 @@ impl Cli {
         if let Some(text) = entry.text_tool_calls {
             model = model.with_text_tool_calls(text);
         }
+        if let Some(sees) = entry.vision {
+            model = model.with_vision(sees);
+        }
         let mut config = AgentConfig::default();
         config.display_name = self.name.clone();
         config.max_turn_requests = self.max_turn_requests;

@@ -65,6 +65,7 @@ pub fn run(cli: &Cli, args: &ServeArgs) -> anyhow::Result<u8> {
     let runtime = runtime()?;
     let code = runtime.block_on(async {
         let mut signals = Signals::new()?;
+        agent.warm_up();
         let (listener, remote) =
             server::bind(&args.host, args.port, args.allow_remote, token.as_deref())
                 .await

@@ -221,7 +221,9 @@ fn render(loaded: &Loaded, markdown: bool) -> String {
     }
     for record in &loaded.records {
         match record {
-            Record::Prompt { text: prompt, at } => {
+            Record::Prompt {
+                text: prompt, at, ..
+            } => {
                 if markdown {
                     text.push_str(&format!("## You ({at})\n\n{prompt}\n\n"));
                 } else {

@@ -12,6 +12,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<u8> {
     let runtime = runtime()?;
     let code = runtime.block_on(async {
         let mut signals = Signals::new()?;
+        agent.warm_up();
         // On a signal, turns are cancelled and their prompts answered (`cancelled`) before the
         // connection ends: the editor learns what happened to each.
         let shutdown = async {

@@ -44,6 +44,8 @@ pub mod sse;
 mod stream;
 mod tokens;
 mod wire;
+#[cfg(test)]
+mod wire_image_tests;
 
 pub use assemble::{ToolCallAssembler, ToolCallDelta};
 pub use error::LlmError;
@@ -187,6 +189,14 @@ pub enum Message {
         tool_call_id: String,
         /// The result (or error) as text.
         content: String,
+    },
+    /// Images shown to the model: right after the [`User`](Self::User) message of the prompt
+    /// they came with, or after the [`Tool`](Self::Tool) results of the tool calls that
+    /// returned them. Sent as `image_url` parts of a user message (joined to the prompt's),
+    /// since most servers take only text in tool messages.
+    Images {
+        /// The images, in order.
+        images: Vec<crate::image::Image>,
     },
 }
 
@@ -429,6 +439,13 @@ pub trait ChatModel: Send + Sync {
         Box::pin(async { Ok(()) })
     }
 
+    /// Whether the model can see images: `Some(true)` when its server says so (or the
+    /// configuration does), `Some(false)` when it says it cannot, `None` when it does not tell.
+    /// Asked once, then remembered. The default does not tell.
+    fn sees(&self) -> BoxFuture<'_, Option<bool>> {
+        Box::pin(async { None })
+    }
+
     /// Whether the model answers, asked now rather than remembered, within `within`.
     ///
     /// The default reports a model that is always there, under its
@@ -486,6 +503,10 @@ impl<T: ChatModel + ?Sized> ChatModel for Arc<T> {
 
     fn health(&self, within: Duration) -> BoxFuture<'_, ModelHealth> {
         (**self).health(within)
+    }
+
+    fn sees(&self) -> BoxFuture<'_, Option<bool>> {
+        (**self).sees()
     }
 }
 

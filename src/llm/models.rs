@@ -221,6 +221,74 @@ enum Answer {
 }
 
 async fn ask(endpoint: &Endpoint, probe: Probe, model: &str) -> Answer {
+    let value = match fetch(endpoint, probe, model).await {
+        Some(Ok(value)) => value,
+        None => return Answer::Unreached,
+        Some(Err(())) => return Answer::Nothing,
+    };
+    let size = match probe {
+        Probe::LlamaCppProps => context_value(value.pointer("/default_generation_settings/n_ctx"))
+            .or_else(|| context_value(value.get("n_ctx"))),
+        Probe::LmStudio => context_value(value.get("loaded_context_length"))
+            .or_else(|| context_value(value.get("max_context_length"))),
+        Probe::Ollama => ollama_context(&value, model),
+    };
+    size.map_or(Answer::Nothing, Answer::Size)
+}
+
+/// Whether `model` can see images, asked of the server the way each tells it: llama.cpp's
+/// `/props` (`modalities.vision`, true when it runs with a multimodal projector), LM Studio's
+/// `/api/v0/models/{id}` (`type: "vlm"`), Ollama's `/api/show` (`capabilities` holding
+/// `"vision"`). `Err` when the server could not be reached at all (worth asking again later);
+/// `Ok(None)` when it answered but does not tell (vLLM, most remote services).
+pub(crate) async fn vision(
+    endpoint: &Endpoint,
+    list: Option<&ModelList>,
+    model: &str,
+) -> Result<Option<bool>, ()> {
+    let entry = list.and_then(|list| list.entry(model));
+    let owner = list.map(|list| list.owner(model)).unwrap_or_default();
+    let llama_cpp = owner == "llamacpp" || entry.is_some_and(|entry| entry.get("meta").is_some());
+    let probes = if llama_cpp {
+        vec![Probe::LlamaCppProps]
+    } else if owner == "organization_owner" {
+        vec![Probe::LmStudio]
+    } else if owner == "library" || owner == "ollama" {
+        vec![Probe::Ollama]
+    } else if owner == "vllm" {
+        Vec::new()
+    } else {
+        vec![Probe::LlamaCppProps, Probe::LmStudio, Probe::Ollama]
+    };
+    let mut reached = list.is_some();
+    for probe in probes {
+        let Some(value) = fetch(endpoint, probe, model).await else {
+            continue;
+        };
+        reached = true;
+        let Ok(value) = value else { continue };
+        let sees = match probe {
+            Probe::LlamaCppProps => value.pointer("/modalities/vision").and_then(Value::as_bool),
+            Probe::LmStudio => value
+                .get("type")
+                .and_then(Value::as_str)
+                .map(|kind| kind == "vlm"),
+            Probe::Ollama => value
+                .get("capabilities")
+                .and_then(Value::as_array)
+                .map(|caps| caps.iter().any(|cap| cap.as_str() == Some("vision"))),
+        };
+        if let Some(sees) = sees {
+            debug!(model, sees, ?probe, "vision from the server");
+            return Ok(Some(sees));
+        }
+    }
+    if reached { Ok(None) } else { Err(()) }
+}
+
+/// One probe's answer: `None` when the server was not reached, `Some(Err)` when it answered
+/// without JSON for this question.
+async fn fetch(endpoint: &Endpoint, probe: Probe, model: &str) -> Option<Result<Value, ()>> {
     let root = endpoint.root();
     let result = match probe {
         Probe::LlamaCppProps => {
@@ -243,19 +311,11 @@ async fn ask(endpoint: &Endpoint, probe: Probe, model: &str) -> Answer {
                 .await
         }
     };
-    let value = match result.map_err(|failure| failure.error) {
-        Ok(value) => value,
-        Err(LlmError::Unreachable { .. } | LlmError::Timeout { .. }) => return Answer::Unreached,
-        Err(_) => return Answer::Nothing,
-    };
-    let size = match probe {
-        Probe::LlamaCppProps => context_value(value.pointer("/default_generation_settings/n_ctx"))
-            .or_else(|| context_value(value.get("n_ctx"))),
-        Probe::LmStudio => context_value(value.get("loaded_context_length"))
-            .or_else(|| context_value(value.get("max_context_length"))),
-        Probe::Ollama => ollama_context(&value, model),
-    };
-    size.map_or(Answer::Nothing, Answer::Size)
+    match result.map_err(|failure| failure.error) {
+        Ok(value) => Some(Ok(value)),
+        Err(LlmError::Unreachable { .. } | LlmError::Timeout { .. }) => None,
+        Err(_) => Some(Err(())),
+    }
 }
 
 /// The context Ollama runs `model` with, from its `/api/show` answer.

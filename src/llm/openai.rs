@@ -25,7 +25,7 @@ use tracing::{debug, warn};
 
 use super::endpoint::Endpoint;
 use super::markup::LeadingThoughts;
-use super::models::{LIST_TTL, ModelList, context_size};
+use super::models::{LIST_TTL, ModelList, context_size, vision};
 use super::prompted::{native_tools_advice, prompted_request};
 use super::retry::{Attempts, FilterSetup, RetryPolicy};
 use super::spec::ModelSpec;
@@ -58,6 +58,10 @@ pub struct OpenAiModel {
     /// The context window, once the server told (or told it does not tell).
     context: OnceCell<Option<u32>>,
     context_override: Option<u32>,
+    /// Whether the model sees images, once the server told (or told it does not tell).
+    vision: OnceCell<Option<bool>>,
+    /// Whether it sees, as configured (`vision = true` in the config file), over the server.
+    vision_override: Option<bool>,
     /// Tools are described in the prompt instead of sent as `tools`.
     text_tools: AtomicBool,
     /// Prompts the server counted lately.
@@ -88,6 +92,8 @@ impl OpenAiModel {
             models: Mutex::new(None),
             context: OnceCell::new(),
             context_override: None,
+            vision: OnceCell::new(),
+            vision_override: None,
             text_tools: AtomicBool::new(false),
             counts: tokens::CountCache::default(),
             leading: Arc::new(LeadingThoughts::new()),
@@ -107,11 +113,39 @@ impl OpenAiModel {
             models: Mutex::new(lock(&self.models).clone()),
             context: OnceCell::new(),
             context_override: self.context_override,
+            vision: OnceCell::new(),
+            vision_override: self.vision_override,
             text_tools: AtomicBool::new(self.text_tools.load(Ordering::Relaxed)),
             counts: tokens::CountCache::default(),
             leading: Arc::new(LeadingThoughts::new()),
             health_endpoint: OnceLock::new(),
         }
+    }
+
+    /// The same client, told whether the model sees images (`vision` in the config file)
+    /// instead of asking the server. Kept by [`sibling`](Self::sibling)s.
+    pub fn with_vision(mut self, sees: bool) -> Self {
+        self.vision_override = Some(sees);
+        self
+    }
+
+    /// Whether the model sees images: as configured, else as the server tells (asked once;
+    /// asked again later while the server cannot be reached).
+    async fn probe_vision(&self) -> Option<bool> {
+        if let Some(sees) = self.vision_override {
+            return Some(sees);
+        }
+        let found = self
+            .vision
+            .get_or_try_init(|| async {
+                let model = self.model_name().await.map_err(|_| ())?;
+                let list = self.model_list().await.ok();
+                let sees = vision(&self.endpoint, list.as_deref(), &model).await?;
+                debug!(url = %self.endpoint.url(), %model, ?sees, "whether the model sees images");
+                Ok::<_, ()>(sees)
+            })
+            .await;
+        found.ok().copied().flatten()
     }
 
     /// The same client with other timeouts.
@@ -482,6 +516,10 @@ impl ChatModel for OpenAiModel {
 
     fn health(&self, within: Duration) -> BoxFuture<'_, ModelHealth> {
         Box::pin(self.check_health(within))
+    }
+
+    fn sees(&self) -> BoxFuture<'_, Option<bool>> {
+        Box::pin(self.probe_vision())
     }
 }
 

@@ -19,7 +19,7 @@ pub(crate) fn request_body(model: &str, request: &ChatRequest) -> Value {
     body.insert("model".into(), json!(model));
     body.insert(
         "messages".into(),
-        Value::Array(request.messages.iter().map(message_json).collect()),
+        Value::Array(messages_json(&request.messages)),
     );
     if !request.tools.is_empty() {
         let tools = request
@@ -75,8 +75,54 @@ pub(crate) fn lists_llama_cpp(models: &Value) -> bool {
         })
 }
 
+const TOOL_IMAGES_INTRO: &str = "The images the tool calls above returned:";
+
+/// The messages as sent. [`Message::Images`] become `image_url` parts: joined to the user
+/// message before them, else (after tool results, which most servers take as text only) a
+/// user message of their own.
+fn messages_json(messages: &[Message]) -> Vec<Value> {
+    let mut out: Vec<Value> = Vec::with_capacity(messages.len());
+    for message in messages {
+        let Message::Images { images } = message else {
+            out.push(message_json(message));
+            continue;
+        };
+        if images.is_empty() {
+            continue;
+        }
+        let parts = images.iter().map(image_part);
+        match out.last_mut() {
+            Some(last) if last["role"] == "user" => {
+                let content = &mut last["content"];
+                if let Value::String(text) = content {
+                    *content = json!([{ "type": "text", "text": std::mem::take(text) }]);
+                }
+                if let Value::Array(existing) = content {
+                    existing.extend(parts);
+                }
+            }
+            _ => {
+                let intro = json!({ "type": "text", "text": TOOL_IMAGES_INTRO });
+                let content: Vec<Value> = std::iter::once(intro).chain(parts).collect();
+                out.push(json!({ "role": "user", "content": content }));
+            }
+        }
+    }
+    out
+}
+
+/// An `image_url` content part with the image as a `data:` URL.
+fn image_part(image: &crate::image::Image) -> Value {
+    json!({ "type": "image_url", "image_url": { "url": image.data_url() } })
+}
+
 fn message_json(message: &Message) -> Value {
     match message {
+        // Joined to their neighbours by `messages_json`; alone, a user message of image parts.
+        Message::Images { images } => json!({
+            "role": "user",
+            "content": images.iter().map(image_part).collect::<Vec<_>>(),
+        }),
         Message::System { content } => json!({ "role": "system", "content": content }),
         Message::User { content } => json!({ "role": "user", "content": content }),
         Message::Assistant {

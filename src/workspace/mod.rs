@@ -143,6 +143,8 @@ pub enum ToolContent {
     },
     /// A live terminal the editor can display.
     Terminal(TerminalId),
+    /// An image (an MCP tool's result): shown to the editor, and to a model that sees.
+    Image(crate::image::Image),
 }
 
 /// A question to the person: may this tool call go ahead?

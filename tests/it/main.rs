@@ -26,6 +26,7 @@ mod e2e_discovery;
 mod e2e_models;
 mod e2e_wire;
 mod hostile_model;
+mod images;
 mod inbound_lines;
 mod instructions;
 mod library_api;

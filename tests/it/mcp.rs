@@ -16,7 +16,7 @@ use rmcp::{ErrorData, ServerHandler, ServiceExt, schemars, tool, tool_handler, t
 use serde_json::{Value, json};
 
 /// Set in the environment of the re-executed test binary to make it an MCP server.
-const SERVER_ENV: &str = "PUNIE_TEST_MCP_SERVER";
+pub(crate) const SERVER_ENV: &str = "PUNIE_TEST_MCP_SERVER";
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
 
@@ -95,7 +95,7 @@ fn mcp_test_server() {
     });
 }
 
-fn stdio_server(name: &str) -> McpServerConfig {
+pub(crate) fn stdio_server(name: &str) -> McpServerConfig {
     McpServerConfig::Stdio {
         name: name.to_owned(),
         command: std::env::current_exe().unwrap(),

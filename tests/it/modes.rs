@@ -610,5 +610,9 @@ async fn the_mode_command_switches_like_the_pickers_and_names_the_modes() {
     );
     assert_read_only(&offered(&server, 0));
     let record = record.lock().unwrap();
-    assert_eq!(mode_updates(&record), ["ask"], "current_mode_update follows /mode");
+    assert_eq!(
+        mode_updates(&record),
+        ["ask"],
+        "current_mode_update follows /mode"
+    );
 }

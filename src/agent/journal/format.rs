@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::image::Image;
 use crate::llm::{Message, ToolCall};
 
 /// The format version this Punie writes and the newest it reads. Version 2 added the `mode`
@@ -109,6 +110,11 @@ pub enum StoredMessage {
         /// The result.
         content: String,
     },
+    /// Images shown to the model (after a prompt, or after tool results), kept in full.
+    Images {
+        /// The images.
+        images: Vec<Image>,
+    },
 }
 
 /// A tool call of the model, as written to the journal.
@@ -152,6 +158,9 @@ impl StoredMessage {
                 tool_call_id: tool_call_id.clone(),
                 content: content.clone(),
             },
+            Message::Images { images } => Self::Images {
+                images: images.clone(),
+            },
         })
     }
 
@@ -182,6 +191,9 @@ impl StoredMessage {
                 tool_call_id: tool_call_id.clone(),
                 content: content.clone(),
             },
+            Self::Images { images } => Message::Images {
+                images: images.clone(),
+            },
         }
     }
 }
@@ -196,6 +208,9 @@ pub enum Record {
         at: String,
         /// The prompt as the model reads it (text blocks verbatim, files inline).
         text: String,
+        /// The images attached to it, in full (absent when none).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        images: Vec<Image>,
     },
     /// A completed message of the turn (an answer with its thoughts and tool calls, or a tool
     /// result as the model read it).

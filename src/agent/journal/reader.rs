@@ -213,7 +213,7 @@ fn rebuild(loaded: &mut Loaded) {
     let mut turn_start: Option<usize> = None;
     for record in &loaded.records {
         match record {
-            Record::Prompt { text, .. } => {
+            Record::Prompt { text, images, .. } => {
                 // The previous turn never ended (the process died) and the session went on:
                 // close it as it was closed when it was loaded then.
                 if turn_start.is_some() {
@@ -223,6 +223,11 @@ fn rebuild(loaded: &mut Loaded) {
                 history.push(Message::User {
                     content: text.clone(),
                 });
+                if !images.is_empty() {
+                    history.push(Message::Images {
+                        images: images.clone(),
+                    });
+                }
             }
             Record::Message { message, .. } => history.push(message.to_message()),
             Record::Compacted { history: compacted } => {

@@ -20,7 +20,7 @@ fn answer(text: &str) -> Message {
 
 fn one_turn(store: &SessionStore, id: &str, cwd: &Path, prompt: &str) {
     let journal = store.create(id, cwd, "test model").unwrap();
-    journal.begin_turn(&[], prompt);
+    journal.begin_turn(&[], prompt, &[]);
     let after = [
         Message::User {
             content: prompt.into(),
@@ -78,7 +78,7 @@ fn a_second_writer_is_refused_until_the_first_is_gone() {
 fn an_unfinished_turn_is_closed_and_marked_interrupted() {
     let (_dir, store) = store();
     let journal = store.create("s1", Path::new("/w"), "m").unwrap();
-    journal.begin_turn(&[], "run it");
+    journal.begin_turn(&[], "run it", &[]);
     journal.sync(&[
         Message::User {
             content: "run it".into(),
@@ -101,7 +101,7 @@ fn an_unfinished_turn_is_closed_and_marked_interrupted() {
     assert_eq!(loaded.history[3], answer(INTERRUPTED_TURN));
     // The session goes on; read again later, the cut turn is still closed the same way.
     let journal = _journal;
-    journal.begin_turn(&loaded.history, "next");
+    journal.begin_turn(&loaded.history, "next", &[]);
     let mut after = loaded.history.clone();
     after.push(Message::User {
         content: "next".into(),
@@ -119,7 +119,7 @@ fn an_unfinished_turn_is_closed_and_marked_interrupted() {
 fn a_failed_turn_leaves_the_history_as_before() {
     let (_dir, store) = store();
     let journal = store.create("s1", Path::new("/w"), "m").unwrap();
-    journal.begin_turn(&[], "one");
+    journal.begin_turn(&[], "one", &[]);
     journal.sync(&[
         Message::User {
             content: "one".into(),
@@ -138,7 +138,7 @@ fn a_compaction_is_journaled_and_a_failed_turn_undoes_it() {
     let (_dir, store) = store();
     one_turn(&store, "s1", Path::new("/w"), "first");
     let (journal, loaded) = store.open_session("s1").unwrap();
-    journal.begin_turn(&loaded.history, "second");
+    journal.begin_turn(&loaded.history, "second", &[]);
     let summary = Message::User {
         content: "summary of the first turn".into(),
     };
@@ -150,7 +150,7 @@ fn a_compaction_is_journaled_and_a_failed_turn_undoes_it() {
         answer("two"),
     ];
     journal.end_turn(Some(&compacted), "end_turn");
-    journal.begin_turn(&compacted, "third");
+    journal.begin_turn(&compacted, "third", &[]);
     let mut shorter = vec![summary];
     shorter.push(Message::User {
         content: "third".into(),
@@ -179,7 +179,7 @@ fn a_torn_last_line_is_dropped_and_the_journal_goes_on_after_it() {
     let (journal, loaded) = store.open_session("s1").unwrap();
     assert_eq!(loaded.history.len(), 2);
     assert!(loaded.problems.is_empty());
-    journal.begin_turn(&loaded.history, "again");
+    journal.begin_turn(&loaded.history, "again", &[]);
     journal.end_turn(None, "cancelled");
     drop(journal);
     let (_journal, loaded) = store.open_session("s1").unwrap();
@@ -300,4 +300,43 @@ fn pruning_keeps_the_newest_and_skips_sessions_open_elsewhere() {
     assert!(left.contains(&newest));
     assert_eq!(left.len(), 2);
     drop(held);
+}
+
+#[test]
+fn images_of_a_prompt_and_of_tool_results_are_kept() {
+    let (_dir, store) = store();
+    let journal = store
+        .create("s-img", Path::new("/work/a"), "test model")
+        .unwrap();
+    let shown = crate::image::Image::new("image/png", "YWJj");
+    let from_tool = crate::image::Image::new("image/jpeg", "/9j/");
+    journal.begin_turn(&[], "what is this?", std::slice::from_ref(&shown));
+    let after = [
+        Message::User {
+            content: "what is this?".into(),
+        },
+        Message::Images {
+            images: vec![shown.clone()],
+        },
+        Message::Assistant {
+            content: None,
+            tool_calls: vec![ToolCall {
+                id: "c1".into(),
+                name: "shot".into(),
+                arguments: "{}".into(),
+            }],
+        },
+        Message::Tool {
+            tool_call_id: "c1".into(),
+            content: "[image: image/jpeg, 3 bytes]".into(),
+        },
+        Message::Images {
+            images: vec![from_tool.clone()],
+        },
+        answer("a red square"),
+    ];
+    journal.end_turn(Some(&after), "end_turn");
+    drop(journal);
+    let (_journal, loaded) = store.open_session("s-img").unwrap();
+    assert_eq!(loaded.history, after);
 }

@@ -11,6 +11,7 @@ use super::format::{MAX_SHOWN_TEXT, Record, ShownCall, ShownContent, StoredMessa
 use super::store::now;
 use super::store::write_summary;
 use crate::agent::events::{ToolCallStatus, TurnEvent};
+use crate::image::Image;
 use crate::llm::Message;
 use crate::workspace::{ToolContent, ToolKind};
 
@@ -108,12 +109,17 @@ impl Journal {
 
     /// Records the person's prompt, which starts a turn on `before`, and the title if the
     /// session had none.
-    pub(crate) fn begin_turn(&self, before: &[Message], text: &str) {
+    pub(crate) fn begin_turn(&self, before: &[Message], text: &str, images: &[Image]) {
         let mut inner = self.inner();
         inner.base = before.to_vec();
         inner.base.push(Message::User {
             content: text.to_owned(),
         });
+        if !images.is_empty() {
+            inner.base.push(Message::Images {
+                images: images.to_vec(),
+            });
+        }
         inner.before = None;
         inner.thought.clear();
         inner.open_calls.clear();
@@ -123,6 +129,7 @@ impl Journal {
             &Record::Prompt {
                 at,
                 text: text.to_owned(),
+                images: images.to_vec(),
             },
         );
         if inner.summary.title.is_none()

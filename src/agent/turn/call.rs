@@ -10,14 +10,20 @@ use serde_json::{Value, json};
 use super::{Turn, unknown_tool, unless_cancelled};
 use crate::agent::events::{ToolCallChange, ToolCallStart, ToolCallStatus, TurnEvent};
 use crate::agent::observe::ToolCallStats;
+use crate::image::Image;
 use crate::llm::ToolCall;
 use crate::tools::{ToolContext, ToolError};
 use crate::workspace::{PermissionOutcome, PermissionRequest, ToolContent, WorkspaceError};
 
 /// How a tool call ended, for the loop.
 pub(super) enum CallOutcome {
-    /// The text to answer the model with; `usable` is false when the call itself was malformed.
-    Answered { text: String, usable: bool },
+    /// The text to answer the model with; `usable` is false when the call itself was malformed;
+    /// `images` are those the result holds (an MCP tool's), for a model that sees.
+    Answered {
+        text: String,
+        usable: bool,
+        images: Vec<Image>,
+    },
     /// The turn was cancelled during the call.
     Cancelled,
 }
@@ -49,6 +55,7 @@ impl Turn<'_> {
         CallOutcome::Answered {
             text: format!("Error: {message}"),
             usable,
+            images: Vec::new(),
         }
     }
 
@@ -247,6 +254,14 @@ impl Turn<'_> {
         match result {
             Ok(output) => {
                 tracing::info!(session = %self.session.id, tool = tool.name(), elapsed_ms, provider, "tool call completed");
+                let images = output
+                    .content
+                    .iter()
+                    .filter_map(|item| match item {
+                        ToolContent::Image(image) => Some(image.clone()),
+                        _ => None,
+                    })
+                    .collect();
                 self.update(
                     &id,
                     ToolCallStatus::Completed,
@@ -256,6 +271,7 @@ impl Turn<'_> {
                 CallOutcome::Answered {
                     text: output.text,
                     usable: true,
+                    images,
                 }
             }
             Err(error) => {

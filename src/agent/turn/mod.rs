@@ -123,7 +123,23 @@ impl Turn<'_> {
             };
             let mut messages = Vec::with_capacity(history.len() + 1);
             messages.push(system.clone());
-            messages.extend(history.iter().cloned());
+            // Images reach only a model that sees (the session may have switched models since
+            // they were shown); for another, a text note stands for them.
+            // Asked only when there are images: the answer may wait for a server that is down.
+            let sees = !history.iter().any(|m| matches!(m, Message::Images { .. }))
+                || self.model().sees().await == Some(true);
+            for message in history.iter() {
+                match (message, messages.last_mut()) {
+                    (Message::Images { images }, Some(Message::User { content })) if !sees => {
+                        content.push('\n');
+                        content.push_str(&context::images_note(images));
+                    }
+                    (Message::Images { images }, _) if !sees => messages.push(Message::User {
+                        content: context::images_note(images),
+                    }),
+                    _ => messages.push(message.clone()),
+                }
+            }
             let request = ChatRequest {
                 messages,
                 tools: tools.clone(),
@@ -213,16 +229,22 @@ impl Turn<'_> {
                 tool_calls: calls.clone(),
             });
             let mut cancelled = false;
+            let mut shown_images = Vec::new();
             for (index, call) in calls.iter().enumerate() {
                 self.session.journal_progress(history);
                 let text = if cancelled {
                     "Not run: the user cancelled the turn.".to_owned()
                 } else {
                     match self.run_or_recall(call, &mut made_calls).await {
-                        CallOutcome::Answered { text, usable } => {
+                        CallOutcome::Answered {
+                            text,
+                            usable,
+                            images,
+                        } => {
                             if !usable {
                                 bad_calls += 1;
                             }
+                            shown_images.extend(images);
                             text
                         }
                         CallOutcome::Cancelled => {
@@ -249,6 +271,14 @@ impl Turn<'_> {
                 history.push(Message::Tool {
                     tool_call_id: call.id.clone(),
                     content,
+                });
+            }
+            // After every result of the answer, so no message comes between a call and its
+            // result; a model that cannot see reads the results' text placeholders instead.
+            if !shown_images.is_empty() {
+                shown_images.truncate(crate::image::MAX_PROMPT_IMAGES);
+                history.push(Message::Images {
+                    images: shown_images,
                 });
             }
             if cancelled {

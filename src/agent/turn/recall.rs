@@ -41,10 +41,11 @@ impl Turn<'_> {
             return CallOutcome::Answered {
                 text: format!("{RECALL_NOTE}\n\n{text}"),
                 usable,
+                images: Vec::new(),
             };
         }
         let outcome = self.run_tool_call(call).await;
-        if let CallOutcome::Answered { text, usable } = &outcome {
+        if let CallOutcome::Answered { text, usable, .. } = &outcome {
             calls.remember(&call.name, &call.arguments, text, *usable);
         }
         outcome

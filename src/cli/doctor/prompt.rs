@@ -85,7 +85,7 @@ pub async fn fixed_prompt(root: PathBuf, sandbox: SandboxOptions) -> anyhow::Res
     let session = agent.new_session(move |_| workspace, agent.toolset());
     // The recorder fails the request, so the turn ends with an error: expected.
     let _ = agent
-        .prompt(session, "Say OK.".to_owned(), Arc::new(Ignore))
+        .prompt(session, "Say OK.".into(), Arc::new(Ignore))
         .await;
     agent.close_all().await;
     let request = recorder

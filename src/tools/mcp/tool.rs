@@ -14,6 +14,7 @@ use serde_json::Value;
 
 use super::MAX_RESULT_BYTES;
 use super::connection::{Link, RemoteTool};
+use crate::image::{Image, check_images};
 use crate::tools::{Tool, ToolContext, ToolError, ToolOutput, ToolSource};
 use crate::workspace::{ToolContent, ToolKind, Workspace};
 
@@ -40,9 +41,7 @@ fn cap_text(mut text: String) -> String {
 
 /// Decoded size of base64 data, without decoding it.
 fn base64_len(data: &str) -> usize {
-    let data = data.trim_end();
-    let padding = data.bytes().rev().take_while(|&b| b == b'=').count();
-    (data.len() / 4 * 3 + (data.len() % 4).saturating_sub(1)).saturating_sub(padding)
+    crate::image::decoded_len(data)
 }
 
 /// Content of a kind newer than Punie: its JSON, cut short.
@@ -52,17 +51,27 @@ fn unknown_content(content: &impl serde::Serialize) -> String {
     format!("[content Punie cannot show: {shown}]")
 }
 
-/// Turns a tool result into what the model reads and what the editor shows.
+/// Turns a tool result into what the model reads and what the editor shows. Images within
+/// Punie's bounds ([`crate::image`]) are also kept as images, for the editor and for a model
+/// that sees; the text has a placeholder for every image either way.
 fn convert_result(result: &CallToolResult) -> (String, Vec<ToolContent>) {
     let mut parts = Vec::new();
+    let mut images: Vec<Image> = Vec::new();
     for block in &result.content {
         let part = match block {
             ContentBlock::Text(text) => text.text.clone(),
-            ContentBlock::Image(image) => format!(
-                "[image: {}, {} bytes]",
-                image.mime_type,
-                base64_len(&image.data)
-            ),
+            ContentBlock::Image(image) => {
+                let image = Image::new(image.mime_type.clone(), image.data.clone());
+                let placeholder = image.placeholder();
+                let mut with = images.clone();
+                with.push(image);
+                if check_images(&with).is_ok() {
+                    images = with;
+                    placeholder
+                } else {
+                    format!("{placeholder} (not shown: past Punie's image limits)")
+                }
+            }
             ContentBlock::Audio(audio) => format!(
                 "[audio: {}, {} bytes]",
                 audio.mime_type,
@@ -98,7 +107,8 @@ fn convert_result(result: &CallToolResult) -> (String, Vec<ToolContent>) {
         parts.push(structured.to_string());
     }
     let text = cap_text(parts.join("\n"));
-    let content = vec![ToolContent::Text(text.clone())];
+    let mut content = vec![ToolContent::Text(text.clone())];
+    content.extend(images.into_iter().map(ToolContent::Image));
     (text, content)
 }
 
@@ -252,7 +262,23 @@ mod tests {
         ]);
         let (text, content) = convert_result(&result);
         assert_eq!(text, "hello\n[image: image/png, 3 bytes]");
-        assert_eq!(content, vec![ToolContent::Text(text.clone())]);
+        assert_eq!(
+            content,
+            vec![
+                ToolContent::Text(text.clone()),
+                ToolContent::Image(Image::new("image/png", "YWJj"))
+            ]
+        );
+        let big = "A".repeat((crate::image::MAX_IMAGE_BYTES / 3 + 1) * 4);
+        let (text, content) = convert_result(&CallToolResult::success(vec![ContentBlock::image(
+            big,
+            "image/png",
+        )]));
+        assert!(
+            text.ends_with("(not shown: past Punie's image limits)"),
+            "{text}"
+        );
+        assert_eq!(content.len(), 1);
         let (text, _) = convert_result(&CallToolResult::success(vec![ContentBlock::text(
             "x".repeat(MAX_RESULT_BYTES + 10),
         )]));

@@ -75,6 +75,8 @@ pub struct Record {
     pub stdout_lines: Vec<String>,
     pub discover_requests: Vec<serde_json::Value>,
     pub bridged_calls: Vec<serde_json::Value>,
+    /// Punie's answer to `initialize`.
+    pub initialize: Option<InitializeResponse>,
     answers: VecDeque<Answer>,
     parked: Vec<Responder<RequestPermissionResponse, agent_client_protocol::V1>>,
     terminals: HashMap<String, FakeTerminal>,
@@ -500,9 +502,11 @@ where
                 meta.insert("punie.dev/discoverTools".into(), true.into());
                 caps = caps.meta(meta);
             }
-            cx.send_request(InitializeRequest::new(ProtocolVersion::V1).client_capabilities(caps))
+            let initialized = cx
+                .send_request(InitializeRequest::new(ProtocolVersion::V1).client_capabilities(caps))
                 .block_task()
                 .await?;
+            lock(&s).initialize = Some(initialized);
             let value = body(cx, s).await;
             *slot.lock().unwrap() = Some(value);
             Ok(())

@@ -156,6 +156,16 @@ impl FakeModelServer {
         self
     }
 
+    /// Answers llama.cpp's `GET /props` saying whether the model sees images
+    /// (`modalities.vision`: true when llama-server runs with a multimodal projector).
+    pub fn sees(&self, vision: bool) -> &Self {
+        self.route(
+            "GET",
+            "/props",
+            Reply::json(json!({ "modalities": { "vision": vision, "audio": false } })),
+        )
+    }
+
     /// The requests made to routes other than chat completions and the model list, in order:
     /// method, path, and JSON body (`null` when there was none).
     pub fn route_requests(&self) -> Vec<(String, String, Value)> {
