@@ -425,7 +425,10 @@ impl CommandRun {
             )),
         };
         if let Some(earlier) = earlier {
-            text.push_str(&format!("\n  {}", style.paint("2", &format!("… {earlier}"))));
+            text.push_str(&format!(
+                "\n  {}",
+                style.paint("2", &format!("… {earlier}"))
+            ));
         }
         for line in &self.tail {
             text.push_str(&format!("\n  {}", style.paint("2", &format!("│ {line}"))));
@@ -443,7 +446,13 @@ fn safe_line(line: &str) -> String {
     let mut safe: String = shown
         .chars()
         .take(OUTPUT_LINE_CHARS)
-        .map(|c| if c.is_control() && c != '\t' { '\u{fffd}' } else { c })
+        .map(|c| {
+            if c.is_control() && c != '\t' {
+                '\u{fffd}'
+            } else {
+                c
+            }
+        })
         .collect();
     if shown.chars().nth(OUTPUT_LINE_CHARS).is_some() {
         safe.push('…');

@@ -219,7 +219,10 @@ fn report(out: &mut dyn Write, path: &Path, text: &str, entry: &Entry<'_>) -> an
         path.display()
     )?;
     writeln!(out, "  command  {} (this punie)", entry.command)?;
-    let args = stored.get("args").cloned().unwrap_or(Value::Array(Vec::new()));
+    let args = stored
+        .get("args")
+        .cloned()
+        .unwrap_or(Value::Array(Vec::new()));
     writeln!(out, "  args     {args}")?;
     let args: Vec<String> = args
         .as_array()

@@ -303,7 +303,10 @@ mod tests {
             .to_string()
         };
         let named = unreachable("http://127.0.0.1:8080/v1");
-        assert!(named.contains("at http://127.0.0.1:8080/v1: Connection refused"), "{named}");
+        assert!(
+            named.contains("at http://127.0.0.1:8080/v1: Connection refused"),
+            "{named}"
+        );
         assert!(!named.contains("pass --model"), "{named}");
         assert!(named.contains("correct the URL"), "{named}");
         let default = unreachable(LM_STUDIO_URL);

@@ -181,7 +181,10 @@ async fn a_command_refused_for_want_of_a_terminal_runs_nothing_and_exits_4() {
     let ask = Ask::new();
     let (code, stdout, stderr) = ask.run(&server.spec_for(FAKE_MODEL), &["run it"]).await;
     assert_eq!(code, Some(4), "{stderr}");
-    assert_eq!(stdout, "I could not run it.\n", "the answer is still printed");
+    assert_eq!(
+        stdout, "I could not run it.\n",
+        "the answer is still printed"
+    );
     assert!(!ask.workspace.path().join("ran.txt").exists());
     assert!(stderr.contains("✗ Run `touch ran.txt`"), "{stderr}");
     assert!(stderr.contains("--approve all"), "{stderr}");
@@ -193,7 +196,10 @@ async fn a_command_refused_for_want_of_a_terminal_runs_nothing_and_exits_4() {
     ));
     server.push(Reply::text("Not allowed."));
     let (code, _, stderr) = ask
-        .run(&server.spec_for(FAKE_MODEL), &["--approve", "edits", "run it"])
+        .run(
+            &server.spec_for(FAKE_MODEL),
+            &["--approve", "edits", "run it"],
+        )
         .await;
     assert_eq!(code, Some(0), "{stderr}");
     assert!(!ask.workspace.path().join("ran.txt").exists());
@@ -209,7 +215,10 @@ async fn a_command_shows_its_exit_status_and_the_tail_of_its_output() {
     server.push(Reply::text("It failed."));
     let ask = Ask::new();
     let (code, stdout, stderr) = ask
-        .run(&server.spec_for(FAKE_MODEL), &["--approve", "all", "run it"])
+        .run(
+            &server.spec_for(FAKE_MODEL),
+            &["--approve", "all", "run it"],
+        )
         .await;
     assert_eq!(code, Some(0), "{stderr}");
     assert_eq!(stdout, "It failed.\n");
@@ -225,13 +234,22 @@ async fn a_command_shows_its_exit_status_and_the_tail_of_its_output() {
     let result = server.requests()[1]["messages"].to_string();
     assert!(result.contains("output line 1\\n"), "{result}");
 
-    server.push(Reply::tool_call("run_command", json!({"command": "echo fine"})));
+    server.push(Reply::tool_call(
+        "run_command",
+        json!({"command": "echo fine"}),
+    ));
     server.push(Reply::text("Done."));
     let (code, _, stderr) = ask
-        .run(&server.spec_for(FAKE_MODEL), &["--approve", "all", "run it"])
+        .run(
+            &server.spec_for(FAKE_MODEL),
+            &["--approve", "all", "run it"],
+        )
         .await;
     assert_eq!(code, Some(0), "{stderr}");
-    assert!(stderr.contains("✓ Run `echo fine` (exit code 0)"), "{stderr}");
+    assert!(
+        stderr.contains("✓ Run `echo fine` (exit code 0)"),
+        "{stderr}"
+    );
     assert!(stderr.contains("│ fine"), "{stderr}");
     assert!(!stderr.contains("earlier lines"), "{stderr}");
 }

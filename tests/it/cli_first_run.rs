@@ -127,5 +127,9 @@ async fn started_by_an_editor_punie_writes_nothing_to_stderr() {
         .unwrap();
     assert_eq!(output.status.code(), Some(0));
     assert_eq!(String::from_utf8_lossy(&output.stdout), "");
-    assert_eq!(String::from_utf8_lossy(&output.stderr), "", "no hint for an editor");
+    assert_eq!(
+        String::from_utf8_lossy(&output.stderr),
+        "",
+        "no hint for an editor"
+    );
 }

@@ -196,7 +196,10 @@ fn an_option_is_refused_by_the_subcommands_it_does_nothing_for() {
         (vec!["init", "--log-level", "debug"], "'--log-level'"),
         (vec!["init", "--no-landlock"], "'--no-landlock'"),
         (vec!["init", "--perf-dir", "/tmp"], "'--perf-dir'"),
-        (vec!["init", "--max-turn-requests", "3"], "'--max-turn-requests'"),
+        (
+            vec!["init", "--max-turn-requests", "3"],
+            "'--max-turn-requests'",
+        ),
         (vec!["doctor", "--no-landlock"], "'--no-landlock'"),
         (vec!["doctor", "--perf"], "'--perf'"),
         (vec!["ask", "--max-sessions", "3", "hi"], "'--max-sessions'"),
@@ -249,7 +252,13 @@ fn the_invocations_people_and_editors_use_still_work() {
             "--keep-sessions",
             "3",
         ],
-        vec!["stdio", "--model", "http://127.0.0.1:9/v1/m", "--log-level", "debug"],
+        vec![
+            "stdio",
+            "--model",
+            "http://127.0.0.1:9/v1/m",
+            "--log-level",
+            "debug",
+        ],
         vec!["sessions", "list", "--state-dir", state],
     ] {
         let output = punie(&args, &[], Some(logs.path()));

@@ -327,7 +327,11 @@ fn init_says_what_it_stored_and_how_the_api_key_reaches_punie_on_every_path() {
     let init = Init::new();
     let file = init.path("acp.json");
     let config = init.path("punie.toml");
-    std::fs::write(&config, "[models.coder]\nbase_url = \"http://127.0.0.1:9/v1\"\n").unwrap();
+    std::fs::write(
+        &config,
+        "[models.coder]\nbase_url = \"http://127.0.0.1:9/v1\"\n",
+    )
+    .unwrap();
     let args = [
         "--output",
         arg(&file),
@@ -375,8 +379,14 @@ fn a_key_already_in_the_entry_is_kept_hidden_and_reported_as_plain_text() {
     .unwrap();
     let out = init.run_ok(&["--output", arg(&file)]);
     assert!(!out.contains("sk-very-secret"), "{out}");
-    assert!(out.contains("PUNIE_API_KEY=(a secret, not shown) (already there, kept)"), "{out}");
-    assert!(out.contains("PUNIE_LOG=debug (already there, kept)"), "{out}");
+    assert!(
+        out.contains("PUNIE_API_KEY=(a secret, not shown) (already there, kept)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("PUNIE_LOG=debug (already there, kept)"),
+        "{out}"
+    );
     assert!(out.contains("in plain text"), "{out}");
     assert!(out.contains(r#"args     ["--log-level","debug"]"#), "{out}");
     assert!(!out.contains("warning"), "these args parse: {out}");
@@ -392,7 +402,10 @@ fn a_key_already_in_the_entry_is_kept_hidden_and_reported_as_plain_text() {
     )
     .unwrap();
     let out = init.run_ok(&["--output", arg(&file)]);
-    assert!(out.contains("warning: plain `punie` refuses these args"), "{out}");
+    assert!(
+        out.contains("warning: plain `punie` refuses these args"),
+        "{out}"
+    );
     assert!(out.contains("--workspace"), "{out}");
 }
 
@@ -401,7 +414,11 @@ fn the_entry_init_writes_starts_punie() {
     let init = Init::new();
     let file = init.path("acp.json");
     let config = init.path("punie.toml");
-    std::fs::write(&config, "[models.coder]\nbase_url = \"http://127.0.0.1:9/v1\"\n").unwrap();
+    std::fs::write(
+        &config,
+        "[models.coder]\nbase_url = \"http://127.0.0.1:9/v1\"\n",
+    )
+    .unwrap();
     init.run_ok(&[
         "--output",
         arg(&file),
@@ -435,5 +452,8 @@ fn the_entry_init_writes_starts_punie() {
     assert_eq!(output.status.code(), Some(0), "{output:?}");
     assert!(output.stdout.is_empty(), "{output:?}");
     let log = crate::support::served::log_text(init.logs.path());
-    assert!(log.contains("entry=coder"), "the config entry was used: {log}");
+    assert!(
+        log.contains("entry=coder"),
+        "the config entry was used: {log}"
+    );
 }
