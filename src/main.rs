@@ -10,14 +10,20 @@ use cli::{Cli, EXIT_FAILURE, EXIT_USAGE, StartupError};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let (log_guard, log_dir) = match cli::logging::init(cli.log_dir.as_deref(), &cli.log_level) {
-        Ok(logging) => logging,
-        Err(error) => {
-            eprintln!("punie: {error:#}");
-            return ExitCode::from(EXIT_USAGE);
-        }
+    // `init` logs nothing: it prints what it did.
+    let log_guard = match cli.log_args() {
+        None => None,
+        Some(log) => match cli::logging::init(log.log_dir.as_deref(), &log.log_level) {
+            Ok((guard, dir)) => {
+                tracing::info!(version = env!("CARGO_PKG_VERSION"), log_dir = %dir.display(), "punie starting");
+                Some(guard)
+            }
+            Err(error) => {
+                eprintln!("punie: {error:#}");
+                return ExitCode::from(EXIT_USAGE);
+            }
+        },
     };
-    tracing::info!(version = env!("CARGO_PKG_VERSION"), log_dir = %log_dir.display(), "punie starting");
     let code = match cli::run(cli) {
         Ok(code) => code,
         Err(error) => {

@@ -6,8 +6,11 @@
 //! far it got), stderr shows how far. Permission questions go to the terminal when there is one,
 //! unless `--approve` decides. The first Ctrl-C cancels the turn, a second one quits at once.
 //!
+//! A command's exit status is shown with the last [`OUTPUT_TAIL_LINES`] lines of its output.
+//!
 //! Exit codes: 0 when the model finished its answer, 1 on failure (the model server is down…),
-//! 3 when the turn stopped at a limit, 130 when cancelled.
+//! 3 when the turn stopped at a limit, 4 when the answer is complete but an edit or a command
+//! was refused because nobody could be asked (no terminal, no `--approve`), 130 when cancelled.
 
 use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
@@ -23,11 +26,25 @@ use punie::tools::builtin::PlanStatus;
 use punie::workspace::ToolContent;
 use punie::workspace::local::{ApprovePolicy, LocalOptions, local_workspace};
 
+use super::options::RunArgs;
 use super::signals::{Signal, Signals};
-use super::{Cli, EXIT_CANCELLED, EXIT_FAILURE, EXIT_LIMIT, runtime, startup};
+use super::{EXIT_CANCELLED, EXIT_FAILURE, EXIT_LIMIT, EXIT_REFUSED, limits, runtime, startup};
+
+/// Lines of a command's output shown after it ran (the model gets all of it).
+pub const OUTPUT_TAIL_LINES: usize = 20;
+
+/// Characters of one output line shown; a longer line is cut with "…".
+const OUTPUT_LINE_CHARS: usize = 300;
+
+/// What `punie ask --help` ends with.
+const ASK_EXIT_CODES: &str = "Exit codes: 0 the answer is complete; 1 failure (the model server \
+is down…); 2 bad options; 3 stopped at a limit (max_tokens, --max-turn-requests); 4 the answer is \
+complete but an edit or command was refused because there was no terminal to ask in (pass \
+--approve edits or --approve all); 130 cancelled (Ctrl-C).";
 
 /// Options of `punie ask`.
 #[derive(Debug, Args)]
+#[command(after_help = ASK_EXIT_CODES)]
 pub struct AskArgs {
     /// What to ask ("-" reads it from stdin).
     #[arg(value_name = "PROMPT")]
@@ -53,6 +70,10 @@ pub struct AskArgs {
     /// Continue the saved session ID (see `punie sessions list`).
     #[arg(long, value_name = "ID")]
     pub resume: Option<String>,
+
+    /// The model, limits, sandbox, saved sessions and logs.
+    #[command(flatten)]
+    pub run: RunArgs,
 }
 
 fn parse_policy(text: &str) -> Result<ApprovePolicy, String> {
@@ -60,7 +81,7 @@ fn parse_policy(text: &str) -> Result<ApprovePolicy, String> {
 }
 
 /// Asks once and streams the answer.
-pub fn run(cli: &Cli, args: &AskArgs) -> anyhow::Result<u8> {
+pub fn run(args: &AskArgs) -> anyhow::Result<u8> {
     let prompt = if args.prompt == "-" {
         std::io::read_to_string(std::io::stdin()).context("cannot read the prompt from stdin")?
     } else {
@@ -75,9 +96,11 @@ pub fn run(cli: &Cli, args: &AskArgs) -> anyhow::Result<u8> {
             args.workspace.display()
         )));
     }
-    let (agent, perf) = cli.agent(false)?;
+    // One session.
+    limits::raise_open_file_limit(1);
+    let (agent, perf) = args.run.agent(false, |_| {})?;
     let options = LocalOptions {
-        sandbox: cli.sandbox(),
+        sandbox: args.run.sandbox(),
         approve: args.approve,
         interactive: std::io::stdin().is_terminal() && std::io::stderr().is_terminal(),
     };
@@ -124,7 +147,7 @@ pub fn run(cli: &Cli, args: &AskArgs) -> anyhow::Result<u8> {
             Some(Ok(StopReason::MaxTurnRequests)) => {
                 eprintln!(
                     "punie: stopped after {} model requests: pass a higher --max-turn-requests to let it go on",
-                    cli.max_turn_requests
+                    args.run.max_turn_requests
                 );
                 EXIT_LIMIT
             }
@@ -141,12 +164,18 @@ pub fn run(cli: &Cli, args: &AskArgs) -> anyhow::Result<u8> {
                 EXIT_FAILURE
             }
         };
-        if events.refused_for_want_of_approval() && args.approve.is_none() {
+        // Without --approve, only the lack of a terminal refuses with "--approve" in the reason.
+        let refused = events.refused_for_want_of_approval() && args.approve.is_none();
+        if refused {
             eprintln!(
                 "punie: some actions were refused because nobody could be asked: pass --approve edits (file changes) or --approve all (commands too)"
             );
         }
-        anyhow::Ok(code)
+        anyhow::Ok(if refused && code == 0 {
+            EXIT_REFUSED
+        } else {
+            code
+        })
     })?;
     // A permission question may still be waiting for a line from the terminal.
     runtime.shutdown_background();
@@ -290,7 +319,10 @@ impl EventSink for TerminalEvents {
                 let title = state.titles.get(&change.id).cloned().unwrap_or(change.id);
                 let line = match change.status {
                     Some(ToolCallStatus::Completed) => {
-                        format!("{} {title}", self.style.paint("32", "✓"))
+                        match CommandRun::of(change.raw_output.as_ref()) {
+                            Some(run) => run.render(&title, self.style),
+                            None => format!("{} {title}", self.style.paint("32", "✓")),
+                        }
                     }
                     Some(ToolCallStatus::Failed) => {
                         let reason =
@@ -349,6 +381,101 @@ impl EventSink for TerminalEvents {
             _ => {}
         }
     }
+}
+
+/// What a command that ran left: its status and the tail of its output.
+#[derive(Debug, PartialEq)]
+struct CommandRun {
+    /// "exit code 2", "killed by SIGKILL", "still running as terminal t1".
+    status: String,
+    /// Whether it ended with exit code 0.
+    succeeded: bool,
+    /// The last lines of its output, made safe for a terminal.
+    tail: Vec<String>,
+    /// Output lines before the tail, not shown.
+    hidden: usize,
+    /// The output was cut before it reached Punie (only its end was kept).
+    truncated: bool,
+}
+
+impl CommandRun {
+    /// Reads a `run_command` result (`exitCode`, `signal`, `output`, `truncated`, or
+    /// `running` with `terminalId`); `None` for any other tool's.
+    fn of(raw_output: Option<&Value>) -> Option<Self> {
+        let raw = raw_output?;
+        let output = raw.get("output")?.as_str()?;
+        let running = raw.get("running").and_then(Value::as_bool) == Some(true);
+        let (status, succeeded) = if running {
+            let id = raw.get("terminalId").and_then(Value::as_str).unwrap_or("?");
+            (format!("still running as terminal {id}"), false)
+        } else {
+            let code = raw.get("exitCode")?;
+            match (code.as_i64(), raw.get("signal").and_then(Value::as_str)) {
+                (Some(code), _) => (format!("exit code {code}"), code == 0),
+                (None, Some(signal)) => (format!("killed by {signal}"), false),
+                (None, None) => ("exited".to_owned(), false),
+            }
+        };
+        let lines: Vec<&str> = output.lines().collect();
+        let hidden = lines.len().saturating_sub(OUTPUT_TAIL_LINES);
+        Some(Self {
+            status,
+            succeeded,
+            tail: lines[hidden..].iter().map(|line| safe_line(line)).collect(),
+            hidden,
+            truncated: raw.get("truncated").and_then(Value::as_bool) == Some(true),
+        })
+    }
+
+    /// `✓ Run `make` (exit code 0)` or `✗ Run `make`: exit code 2`, then the output's tail.
+    fn render(&self, title: &str, style: Style) -> String {
+        let mut text = if self.succeeded {
+            format!("{} {title} ({})", style.paint("32", "✓"), self.status)
+        } else {
+            format!("{} {title}: {}", style.paint("31", "✗"), self.status)
+        };
+        let earlier = match (self.hidden, self.truncated) {
+            (0, false) => None,
+            (0, true) => Some("earlier output was cut".to_owned()),
+            (hidden, truncated) => Some(format!(
+                "{hidden}{} earlier lines not shown",
+                if truncated { "+" } else { "" }
+            )),
+        };
+        if let Some(earlier) = earlier {
+            text.push_str(&format!(
+                "\n  {}",
+                style.paint("2", &format!("… {earlier}"))
+            ));
+        }
+        for line in &self.tail {
+            text.push_str(&format!("\n  {}", style.paint("2", &format!("│ {line}"))));
+        }
+        text
+    }
+}
+
+/// One output line as a terminal would leave it (what follows the last carriage return), with
+/// control characters (escape sequences included) replaced, and at most [`OUTPUT_LINE_CHARS`]
+/// characters long.
+fn safe_line(line: &str) -> String {
+    let shown = line.trim_end_matches('\r');
+    let shown = shown.rsplit('\r').next().unwrap_or_default();
+    let mut safe: String = shown
+        .chars()
+        .take(OUTPUT_LINE_CHARS)
+        .map(|c| {
+            if c.is_control() && c != '\t' {
+                '\u{fffd}'
+            } else {
+                c
+            }
+        })
+        .collect();
+    if shown.chars().nth(OUTPUT_LINE_CHARS).is_some() {
+        safe.push('…');
+    }
+    safe
 }
 
 /// Prompts with fewer tokens to read than this are read too fast to be worth a progress line.

@@ -9,20 +9,33 @@
 //!
 //! A file that cannot be parsed, or whose root or `agent_servers` is not an object, is refused
 //! and left untouched.
+//!
+//! Whatever the outcome (written, already up to date, `--dry-run`), `init` then says what the
+//! entry holds and where each value came from, and how the API key reaches Punie: never through
+//! the file (`init` takes no key), but through the environment the editor starts Punie with.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
-use clap::Args;
+use clap::{Args, Parser};
 use jsonc_parser::ParseOptions;
 use jsonc_parser::cst::{CstInputValue, CstObject, CstRootNode};
 use serde_json::Value;
 
+use super::options::ModelArgs;
 use super::{Cli, startup};
+
+/// What `punie init --help` ends with: what the entry stores, and what it never does.
+const STORED: &str = "The entry agent_servers.NAME gets `command` (this punie's absolute path) \
+and `args` ([] when new), and in its `env`: PUNIE_MODEL from --model, PUNIE_CONFIG from --config; \
+the rest of an existing entry is kept. No API key is written: the editor starts Punie with its \
+own environment, so export PUNIE_API_KEY where the editor is started (or name a variable with \
+api_key_env in a config.toml entry).";
 
 /// Options of `punie init`.
 #[derive(Debug, Args)]
+#[command(after_help = STORED)]
 pub struct InitArgs {
     /// Configure Zed (its settings.json) instead of JetBrains IDEs (~/.jetbrains/acp.json).
     #[arg(long)]
@@ -35,6 +48,16 @@ pub struct InitArgs {
     /// Print the resulting file to stdout instead of writing it.
     #[arg(long)]
     pub dry_run: bool,
+
+    /// The entry's key in the editor's configuration: the name the editor lists the agent
+    /// under.
+    #[arg(long, default_value = "Punie", value_name = "NAME")]
+    pub name: String,
+
+    /// The model the editor's Punie uses (stored as PUNIE_MODEL), and the config file that may
+    /// name it (stored as PUNIE_CONFIG).
+    #[command(flatten)]
+    pub model: ModelArgs,
 }
 
 /// Which editor's file is edited.
@@ -57,22 +80,37 @@ impl Editor {
 struct Entry<'a> {
     name: &'a str,
     command: &'a str,
-    model: Option<&'a str>,
+    /// Variables set in the entry's `env`: name, value, and the option it came from.
+    env: Vec<(&'static str, String, &'static str)>,
 }
 
 /// Writes (or shows) the editor configuration.
-pub fn run(cli: &Cli, args: &InitArgs) -> anyhow::Result<u8> {
+pub fn run(args: &InitArgs) -> anyhow::Result<u8> {
     let editor = if args.zed {
         Editor::Zed
     } else {
         Editor::JetBrains
     };
-    let model = Some(cli.model.trim()).filter(|model| !model.is_empty());
-    if model.is_some() {
-        cli.model_spec()?;
-    }
-    if cli.name.trim().is_empty() {
+    let name = args.name.as_str();
+    if name.trim().is_empty() {
         return Err(startup(anyhow::anyhow!("--name cannot be empty")));
+    }
+    let mut env = Vec::new();
+    let model = args.model.model.trim();
+    if !model.is_empty() {
+        // Checked now, with the config file the editor's Punie will read.
+        args.model.model_spec()?;
+        env.push(("PUNIE_MODEL", model.to_owned(), "--model"));
+    }
+    if let Some(config) = &args.model.config {
+        // The editor starts Punie in a directory of its choosing: the path must be absolute.
+        let config = std::path::absolute(config)
+            .with_context(|| format!("cannot make {} absolute", config.display()))?;
+        let config = config
+            .to_str()
+            .context("the --config path is not valid UTF-8")?
+            .to_owned();
+        env.push(("PUNIE_CONFIG", config, "--config"));
     }
     let exe = std::env::current_exe()
         .and_then(std::fs::canonicalize)
@@ -100,9 +138,9 @@ pub fn run(cli: &Cli, args: &InitArgs) -> anyhow::Result<u8> {
         }
     };
     let entry = Entry {
-        name: &cli.name,
+        name,
         command: &exe,
-        model,
+        env,
     };
     let updated = merge(editor, original.as_deref().unwrap_or(""), &entry).map_err(|error| {
         startup(anyhow::anyhow!(
@@ -115,15 +153,19 @@ pub fn run(cli: &Cli, args: &InitArgs) -> anyhow::Result<u8> {
         let mut stdout = std::io::stdout().lock();
         stdout.write_all(updated.text().as_bytes())?;
         stdout.flush()?;
-        eprintln!("(dry run: {} was not changed)", path.display());
+        let mut stderr = std::io::stderr().lock();
+        writeln!(stderr, "(dry run: {} was not changed)", path.display())?;
+        report(&mut stderr, &path, updated.text(), &entry)?;
         return Ok(0);
     }
-    let Merged::Changed(text) = updated else {
-        println!(
-            "{} is already up to date: {:?} runs {exe}",
-            path.display(),
-            cli.name
-        );
+    let mut out = std::io::stdout().lock();
+    let Merged::Changed(text) = &updated else {
+        writeln!(
+            out,
+            "{} is already up to date: {name:?} runs {exe}",
+            path.display()
+        )?;
+        report(&mut out, &path, updated.text(), &entry)?;
         return Ok(0);
     };
     if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
@@ -138,32 +180,119 @@ pub fn run(cli: &Cli, args: &InitArgs) -> anyhow::Result<u8> {
         }
         None => None,
     };
-    write_atomically(&path, &text, original.as_ref().map(|_| path.as_path()))?;
+    write_atomically(&path, text, original.as_ref().map(|_| path.as_path()))?;
     match backup {
-        Some(backup) => println!(
-            "Updated {}: {:?} runs {exe} (the previous file is saved as {})",
+        Some(backup) => writeln!(
+            out,
+            "Updated {}: {name:?} runs {exe} (the previous file is saved as {})",
             path.display(),
-            cli.name,
             backup.display()
-        ),
-        None => println!("Created {}: {:?} runs {exe}", path.display(), cli.name),
+        )?,
+        None => writeln!(out, "Created {}: {name:?} runs {exe}", path.display())?,
     }
+    report(&mut out, &path, text, &entry)?;
     match editor {
-        Editor::JetBrains => println!(
-            "Next: in your JetBrains IDE, open the AI chat and pick {:?} in the agent list.",
-            cli.name
-        ),
-        Editor::Zed => println!(
-            "Next: in Zed, open the agent panel and start a new {:?} thread.",
-            cli.name
-        ),
-    }
-    if model.is_none() {
-        println!(
-            "No --model given: Punie will use LM Studio's first loaded model (see `punie --help`)."
-        );
+        Editor::JetBrains => writeln!(
+            out,
+            "Next: in your JetBrains IDE, open the AI chat and pick {name:?} in the agent list."
+        )?,
+        Editor::Zed => writeln!(
+            out,
+            "Next: in Zed, open the agent panel and start a new {name:?} thread."
+        )?,
     }
     Ok(0)
+}
+
+/// Says what the entry in `text` (the file as written, or as it would be) holds and where each
+/// value came from, and how the API key reaches Punie.
+fn report(out: &mut dyn Write, path: &Path, text: &str, entry: &Entry<'_>) -> anyhow::Result<()> {
+    let root = CstRootNode::parse(text, &ParseOptions::default())
+        .map_err(|error| anyhow::anyhow!("cannot read the entry back: {error}"))?
+        .to_serde_value()
+        .unwrap_or_default();
+    let stored = &root["agent_servers"][entry.name];
+    writeln!(
+        out,
+        "The entry agent_servers.{:?} in {} holds:",
+        entry.name,
+        path.display()
+    )?;
+    writeln!(out, "  command  {} (this punie)", entry.command)?;
+    let args = stored
+        .get("args")
+        .cloned()
+        .unwrap_or(Value::Array(Vec::new()));
+    writeln!(out, "  args     {args}")?;
+    let args: Vec<String> = args
+        .as_array()
+        .map(|args| {
+            args.iter()
+                .map(|arg| arg.as_str().map_or_else(|| arg.to_string(), str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    // What the editor will run must parse: an entry's own args are kept as they were.
+    if let Err(error) = Cli::try_parse_from(std::iter::once("punie".to_owned()).chain(args)) {
+        let first = error.to_string();
+        let first = first.lines().next().unwrap_or_default();
+        writeln!(
+            out,
+            "  warning: plain `punie` refuses these args ({first}): fix them in {}",
+            path.display()
+        )?;
+    }
+    let env = stored.get("env").and_then(Value::as_object);
+    let mut has_key = false;
+    for (name, value) in env.into_iter().flatten() {
+        let set_by = entry
+            .env
+            .iter()
+            .find(|(set, _, _)| set == name)
+            .map(|(_, _, option)| *option);
+        let secret = ["KEY", "TOKEN", "SECRET", "PASSWORD"]
+            .iter()
+            .any(|word| name.to_ascii_uppercase().contains(word));
+        has_key |= name == "PUNIE_API_KEY";
+        let shown = match (secret, value.as_str()) {
+            (true, _) => "(a secret, not shown)".to_owned(),
+            (false, Some(text)) => text.to_owned(),
+            (false, None) => value.to_string(),
+        };
+        let from = match set_by {
+            Some(option) => format!("from {option}"),
+            None => "already there, kept".to_owned(),
+        };
+        writeln!(out, "  env      {name}={shown} ({from})")?;
+    }
+    if !env.is_some_and(|env| env.contains_key("PUNIE_MODEL")) {
+        writeln!(
+            out,
+            "No --model given: Punie will use LM Studio's first loaded model (see `punie --help`)."
+        )?;
+    }
+    if has_key {
+        writeln!(
+            out,
+            "API key: PUNIE_API_KEY is written in {} in plain text (it was there already; init \
+             kept it):\n  anyone who can read the file can read the key. To keep it out, remove \
+             it there and export\n  PUNIE_API_KEY where the editor is started.",
+            path.display()
+        )?;
+    } else {
+        writeln!(
+            out,
+            "API key: none is written to the file. The editor starts Punie with its own \
+             environment:\n  export PUNIE_API_KEY where the editor is started, or name a \
+             variable with api_key_env in a\n  config.toml entry.{}",
+            if std::env::var_os("PUNIE_API_KEY").is_some() {
+                " PUNIE_API_KEY is set in this shell: an editor started from it passes it on."
+            } else {
+                ""
+            }
+        )?;
+    }
+    Ok(())
 }
 
 /// The file the editor reads.
@@ -243,7 +372,7 @@ fn merge(editor: Editor, text: &str, entry: &Entry<'_>) -> anyhow::Result<Merged
     if agent.get("args").is_none() {
         agent.append("args", CstInputValue::Array(Vec::new()));
     }
-    if let Some(model) = entry.model {
+    if !entry.env.is_empty() {
         let env = match agent.object_value_or_create("env") {
             Some(env) => env,
             None => {
@@ -252,7 +381,9 @@ fn merge(editor: Editor, text: &str, entry: &Entry<'_>) -> anyhow::Result<Merged
                 agent.object_value("env").context("the env vanished")?
             }
         };
-        set(&env, "PUNIE_MODEL", model);
+        for (name, value, _) in &entry.env {
+            set(&env, name, value);
+        }
     }
     let after = root.to_serde_value();
     if before.is_some() && before == after {
@@ -323,11 +454,13 @@ fn default_permissions() -> Option<std::fs::Permissions> {
 mod tests {
     use super::*;
 
-    const ENTRY: Entry<'static> = Entry {
-        name: "Punie",
-        command: "/usr/bin/punie",
-        model: Some("qwen3:8b"),
-    };
+    fn entry() -> Entry<'static> {
+        Entry {
+            name: "Punie",
+            command: "/usr/bin/punie",
+            env: vec![("PUNIE_MODEL", "qwen3:8b".to_owned(), "--model")],
+        }
+    }
 
     fn changed(merged: Merged) -> String {
         match merged {
@@ -338,7 +471,7 @@ mod tests {
 
     #[test]
     fn a_new_file_gets_the_entry() {
-        let text = changed(merge(Editor::JetBrains, "", &ENTRY).unwrap());
+        let text = changed(merge(Editor::JetBrains, "", &entry()).unwrap());
         let value: Value = serde_json::from_str(&text).unwrap();
         assert_eq!(
             value,
@@ -347,7 +480,7 @@ mod tests {
             }}})
         );
         assert_eq!(
-            merge(Editor::JetBrains, &text, &ENTRY).unwrap(),
+            merge(Editor::JetBrains, &text, &entry()).unwrap(),
             Merged::UpToDate(text)
         );
     }
@@ -355,7 +488,7 @@ mod tests {
     #[test]
     fn zed_comments_and_other_settings_survive() {
         let text = "// Zed settings\n{\n  \"theme\": \"One Dark\", // mine\n  \"agent_servers\": {\n    \"Other\": {\"command\": \"x\"},\n  },\n}\n";
-        let updated = changed(merge(Editor::Zed, text, &ENTRY).unwrap());
+        let updated = changed(merge(Editor::Zed, text, &entry()).unwrap());
         assert!(updated.starts_with("// Zed settings\n"), "{updated}");
         assert!(
             updated.contains("\"theme\": \"One Dark\", // mine"),
@@ -367,7 +500,7 @@ mod tests {
         );
         assert!(updated.contains("\"type\": \"custom\""), "{updated}");
         assert_eq!(
-            merge(Editor::Zed, &updated, &ENTRY).unwrap(),
+            merge(Editor::Zed, &updated, &entry()).unwrap(),
             Merged::UpToDate(updated)
         );
     }
@@ -375,7 +508,7 @@ mod tests {
     #[test]
     fn an_existing_entry_keeps_its_other_settings() {
         let text = r#"{"agent_servers": {"Punie": {"command": "/old/punie", "args": ["-v"], "env": {"PUNIE_LOG": "debug"}}}}"#;
-        let updated = changed(merge(Editor::JetBrains, text, &ENTRY).unwrap());
+        let updated = changed(merge(Editor::JetBrains, text, &entry()).unwrap());
         let value: Value = serde_json::from_str(&updated).unwrap();
         assert_eq!(
             value["agent_servers"]["Punie"],
@@ -386,10 +519,10 @@ mod tests {
     #[test]
     fn broken_or_odd_files_are_refused() {
         for text in ["{", "[1, 2]", "{\"agent_servers\": [] }", "// c\n{}"] {
-            assert!(merge(Editor::JetBrains, text, &ENTRY).is_err(), "{text}");
+            assert!(merge(Editor::JetBrains, text, &entry()).is_err(), "{text}");
         }
         for text in ["{", "[1, 2]", "{\"agent_servers\": 3 }"] {
-            assert!(merge(Editor::Zed, text, &ENTRY).is_err(), "{text}");
+            assert!(merge(Editor::Zed, text, &entry()).is_err(), "{text}");
         }
     }
 }

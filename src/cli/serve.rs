@@ -17,8 +17,9 @@ use clap::Args;
 
 use punie::server::{self, ServerOptions};
 
+use super::options::EditorArgs;
 use super::signals::Signals;
-use super::{Cli, EXIT_FAILURE, runtime, startup};
+use super::{EXIT_FAILURE, limits, runtime, startup};
 
 /// The default HTTP port: clear of the model servers (LM Studio 1234, vLLM 8000, llama.cpp and
 /// mlx 8080, Ollama 11434) and of common development servers (3000, 5000, 5173, 8888…).
@@ -56,11 +57,16 @@ pub struct ServeArgs {
         value_name = "TOKEN"
     )]
     pub token: Option<String>,
+
+    /// The agent's options, as plain `punie` takes them.
+    #[command(flatten)]
+    pub agent: EditorArgs,
 }
 
 /// Serves ACP on stdio and HTTP until a signal arrives.
-pub fn run(cli: &Cli, args: &ServeArgs) -> anyhow::Result<u8> {
-    let (agent, perf) = cli.agent(true)?;
+pub fn run(args: &ServeArgs) -> anyhow::Result<u8> {
+    limits::raise_open_file_limit(args.agent.max_sessions);
+    let (agent, perf) = args.agent.agent()?;
     let token = args.token.clone().filter(|token| !token.trim().is_empty());
     let runtime = runtime()?;
     let code = runtime.block_on(async {

@@ -13,7 +13,8 @@ use punie::agent::journal::{Loaded, Record, Retention, SessionStore, ShownConten
 use punie::agent::{Agent, Session, TurnEvent};
 use punie::workspace::Workspace;
 
-use super::{Cli, EXIT_FAILURE, startup};
+use super::options::{LogArgs, StoreArgs};
+use super::{EXIT_FAILURE, startup};
 
 /// `punie sessions`.
 #[derive(Debug, Args)]
@@ -34,6 +35,9 @@ pub enum SessionsCommand {
         /// One JSON object per session (id, cwd, title, createdAt, updatedAt).
         #[arg(long)]
         json: bool,
+        /// Where the sessions are, and logs.
+        #[command(flatten)]
+        options: SessionsOptions,
     },
     /// Print a saved conversation as readable text.
     Show {
@@ -42,12 +46,48 @@ pub enum SessionsCommand {
         /// Print it as Markdown, to keep or share.
         #[arg(long)]
         markdown: bool,
+        /// Where the sessions are, and logs.
+        #[command(flatten)]
+        options: SessionsOptions,
     },
     /// Delete a saved session (refused while a Punie has it open).
     Delete {
         /// The session id (from `punie sessions list`).
         id: String,
+        /// Where the sessions are, and logs.
+        #[command(flatten)]
+        options: SessionsOptions,
     },
+}
+
+/// What every `punie sessions` subcommand takes: where the sessions are (and how long they are
+/// kept: pruned as the directory is opened), and where logs go.
+#[derive(Debug, Args)]
+pub struct SessionsOptions {
+    /// Where the sessions are.
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// Logs.
+    #[command(flatten)]
+    pub log: LogArgs,
+}
+
+impl SessionsOptions {
+    /// Where logs go.
+    pub fn log(&self) -> &LogArgs {
+        &self.log
+    }
+}
+
+impl SessionsArgs {
+    /// The options of whichever subcommand was given.
+    pub fn options(&self) -> &SessionsOptions {
+        match &self.command {
+            SessionsCommand::List { options, .. }
+            | SessionsCommand::Show { options, .. }
+            | SessionsCommand::Delete { options, .. } => options,
+        }
+    }
 }
 
 /// The sessions directory: `--state-dir`, else the platform's state directory (or local data
@@ -60,8 +100,8 @@ pub fn default_dir() -> Option<PathBuf> {
 
 /// Opens the sessions directory and prunes what the retention options no longer keep; `None`
 /// (sessions are not saved, with a warning in the log) when there is no state directory.
-pub fn open_store(cli: &Cli) -> anyhow::Result<Option<SessionStore>> {
-    let Some(dir) = cli.state_dir.clone().or_else(default_dir) else {
+pub fn open_store(args: &StoreArgs) -> anyhow::Result<Option<SessionStore>> {
+    let Some(dir) = args.state_dir.clone().or_else(default_dir) else {
         tracing::warn!(
             "no state directory on this platform: sessions are not saved (pass --state-dir)"
         );
@@ -76,16 +116,16 @@ pub fn open_store(cli: &Cli) -> anyhow::Result<Option<SessionStore>> {
         })
         .map_err(startup)?;
     store.prune(Retention {
-        max_age: cli
+        max_age: args
             .keep_sessions_days
             .map(|days| Duration::from_secs(days.saturating_mul(86_400))),
-        max_count: cli.keep_sessions,
+        max_count: args.keep_sessions,
     });
     Ok(Some(store))
 }
 
-fn store(cli: &Cli) -> anyhow::Result<SessionStore> {
-    open_store(cli)?
+fn store(args: &StoreArgs) -> anyhow::Result<SessionStore> {
+    open_store(args)?
         .context("no state directory on this platform: pass --state-dir DIR")
         .map_err(startup)
 }
@@ -130,11 +170,13 @@ pub fn ask_session(
 }
 
 /// Runs `punie sessions …`.
-pub fn run(cli: &Cli, args: &SessionsArgs) -> anyhow::Result<u8> {
-    let store = store(cli)?;
+pub fn run(args: &SessionsArgs) -> anyhow::Result<u8> {
+    let store = store(&args.options().store)?;
     let mut out = std::io::stdout().lock();
     match &args.command {
-        SessionsCommand::List { workspace, json } => {
+        SessionsCommand::List {
+            workspace, json, ..
+        } => {
             let workspace = match workspace {
                 Some(dir) => Some(
                     dir.canonicalize()
@@ -177,12 +219,12 @@ pub fn run(cli: &Cli, args: &SessionsArgs) -> anyhow::Result<u8> {
             }
             Ok(0)
         }
-        SessionsCommand::Show { id, markdown } => {
+        SessionsCommand::Show { id, markdown, .. } => {
             let loaded = store.read(id)?;
             out.write_all(render(&loaded, *markdown).as_bytes())?;
             Ok(0)
         }
-        SessionsCommand::Delete { id } => match store.delete(id) {
+        SessionsCommand::Delete { id, .. } => match store.delete(id) {
             Ok(()) => {
                 eprintln!("Deleted session {id}.");
                 Ok(0)

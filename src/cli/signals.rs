@@ -1,5 +1,5 @@
-//! The signals that end or interrupt Punie: SIGINT (Ctrl-C) and SIGTERM (a process manager, an
-//! editor closing).
+//! The signals that end or interrupt Punie: SIGINT (Ctrl-C), SIGTERM (a process manager, an
+//! editor closing) and SIGHUP (the terminal Punie runs in was closed).
 
 use anyhow::Context;
 
@@ -10,6 +10,8 @@ pub enum Signal {
     Interrupt,
     /// SIGTERM.
     Terminate,
+    /// SIGHUP: the terminal went away.
+    HangUp,
 }
 
 impl Signal {
@@ -18,17 +20,20 @@ impl Signal {
         match self {
             Self::Interrupt => "SIGINT",
             Self::Terminate => "SIGTERM",
+            Self::HangUp => "SIGHUP",
         }
     }
 }
 
-/// Listens for SIGINT and SIGTERM from the moment it is created (so a signal that arrives
+/// Listens for SIGINT, SIGTERM and SIGHUP from the moment it is created (so a signal that arrives
 /// before the first [`Signals::next`] is not lost, and is not fatal).
 pub struct Signals {
     #[cfg(unix)]
     interrupt: tokio::signal::unix::Signal,
     #[cfg(unix)]
     terminate: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    hang_up: tokio::signal::unix::Signal,
 }
 
 impl Signals {
@@ -40,6 +45,7 @@ impl Signals {
             Ok(Self {
                 interrupt: signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?,
                 terminate: signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?,
+                hang_up: signal(SignalKind::hangup()).context("cannot listen for SIGHUP")?,
             })
         }
         #[cfg(not(unix))]
@@ -55,6 +61,7 @@ impl Signals {
             tokio::select! {
                 _ = self.interrupt.recv() => Signal::Interrupt,
                 _ = self.terminate.recv() => Signal::Terminate,
+                _ = self.hang_up.recv() => Signal::HangUp,
             }
         }
         #[cfg(not(unix))]

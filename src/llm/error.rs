@@ -9,8 +9,9 @@
 pub enum LlmError {
     /// The server could not be reached at all.
     #[error(
-        "cannot reach the model server at {url}{}: {reason} — start the server (LM Studio, llama-server, ollama serve, vllm serve, mlx_lm.server) or pass --model URL",
-        tries(*.attempts)
+        "cannot reach the model server at {url}{}: {reason} — {}",
+        tries(*.attempts),
+        unreachable_advice(url)
     )]
     Unreachable {
         /// The base URL tried.
@@ -171,6 +172,23 @@ pub(crate) fn human_bytes(bytes: usize) -> String {
 }
 
 /// " (after N attempts)" when a request was tried more than once.
+/// LM Studio's address, what an empty `--model` means (`spec::DEFAULT_BASE_URL`; this file uses
+/// nothing else of `llm`, a test checks they agree).
+const LM_STUDIO_URL: &str = "http://localhost:1234/v1";
+
+/// What to do about a server that cannot be reached at `url`: start it, and only when `url` is
+/// the default (no server was named) name the option that picks another one.
+fn unreachable_advice(url: &str) -> &'static str {
+    if url == LM_STUDIO_URL {
+        "this is LM Studio's address, used when no --model is given: start LM Studio's server \
+         (Developer tab → Start Server), or pass --model URL for another server (llama-server, \
+         ollama serve, vllm serve, mlx_lm.server)"
+    } else {
+        "start the server at that address (LM Studio, llama-server, ollama serve, vllm serve, \
+         mlx_lm.server), or correct the URL in --model / PUNIE_MODEL / the config entry"
+    }
+}
+
 fn tries(attempts: u32) -> String {
     if attempts > 1 {
         format!(" (after {attempts} attempts)")
@@ -272,6 +290,29 @@ pub(crate) fn deepest_cause(error: &(dyn std::error::Error + 'static)) -> String
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_the_default_address_is_told_to_pass_a_model_url() {
+        assert_eq!(LM_STUDIO_URL, crate::llm::DEFAULT_BASE_URL);
+        let unreachable = |url: &str| {
+            LlmError::Unreachable {
+                url: url.to_owned(),
+                reason: "Connection refused (os error 111)".to_owned(),
+                attempts: 1,
+            }
+            .to_string()
+        };
+        let named = unreachable("http://127.0.0.1:8080/v1");
+        assert!(
+            named.contains("at http://127.0.0.1:8080/v1: Connection refused"),
+            "{named}"
+        );
+        assert!(!named.contains("pass --model"), "{named}");
+        assert!(named.contains("correct the URL"), "{named}");
+        let default = unreachable(LM_STUDIO_URL);
+        assert!(default.contains("no --model is given"), "{default}");
+        assert!(default.contains("pass --model URL"), "{default}");
+    }
 
     #[test]
     fn context_overflow_wordings() {

@@ -121,6 +121,10 @@ async fn a_model_server_that_is_down_fails_with_one_clear_line() {
     assert_eq!(stdout, "");
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
     assert!(stderr.contains("cannot reach the model server"), "{stderr}");
+    // The URL that failed is named, and the advice is not to pass the URL that was passed.
+    let base = url.trim_end_matches("/some-model");
+    assert!(stderr.contains(&format!("at {base}")), "{stderr}");
+    assert!(!stderr.contains("pass --model"), "{stderr}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -157,13 +161,97 @@ async fn without_a_terminal_or_approve_the_refusal_says_to_pass_approve() {
     server.push(Reply::text("Refused."));
     let ask = Ask::new();
     let (code, _, stderr) = ask.run(&server.spec_for(FAKE_MODEL), &["write"]).await;
-    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(code, Some(4), "refused for want of a terminal: {stderr}");
     assert!(!ask.workspace.path().join("new.txt").exists());
     assert!(stderr.contains("nobody can be asked"), "{stderr}");
     assert!(
         stderr.lines().last().unwrap().contains("pass --approve"),
         "{stderr}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_command_refused_for_want_of_a_terminal_runs_nothing_and_exits_4() {
+    let server = FakeModelServer::start().await;
+    server.push(Reply::tool_call(
+        "run_command",
+        json!({"command": "touch ran.txt"}),
+    ));
+    server.push(Reply::text("I could not run it."));
+    let ask = Ask::new();
+    let (code, stdout, stderr) = ask.run(&server.spec_for(FAKE_MODEL), &["run it"]).await;
+    assert_eq!(code, Some(4), "{stderr}");
+    assert_eq!(
+        stdout, "I could not run it.\n",
+        "the answer is still printed"
+    );
+    assert!(!ask.workspace.path().join("ran.txt").exists());
+    assert!(stderr.contains("✗ Run `touch ran.txt`"), "{stderr}");
+    assert!(stderr.contains("--approve all"), "{stderr}");
+
+    // With the policy given, a refusal is what was asked for: the answer counts as done.
+    server.push(Reply::tool_call(
+        "run_command",
+        json!({"command": "touch ran.txt"}),
+    ));
+    server.push(Reply::text("Not allowed."));
+    let (code, _, stderr) = ask
+        .run(
+            &server.spec_for(FAKE_MODEL),
+            &["--approve", "edits", "run it"],
+        )
+        .await;
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(!ask.workspace.path().join("ran.txt").exists());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_command_shows_its_exit_status_and_the_tail_of_its_output() {
+    let server = FakeModelServer::start().await;
+    server.push(Reply::tool_call(
+        "run_command",
+        json!({"command": "for i in $(seq 1 30); do echo output line $i; done; exit 3"}),
+    ));
+    server.push(Reply::text("It failed."));
+    let ask = Ask::new();
+    let (code, stdout, stderr) = ask
+        .run(
+            &server.spec_for(FAKE_MODEL),
+            &["--approve", "all", "run it"],
+        )
+        .await;
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(stdout, "It failed.\n");
+    assert!(stderr.contains("exit code 3"), "{stderr}");
+    let shown: Vec<&str> = stderr
+        .lines()
+        .filter_map(|line| line.trim_start().strip_prefix("│ "))
+        .collect();
+    let tail: Vec<String> = (11..=30).map(|i| format!("output line {i}")).collect();
+    assert_eq!(shown, tail, "the last 20 lines, in order:\n{stderr}");
+    assert!(stderr.contains("10 earlier lines not shown"), "{stderr}");
+    // The model got the whole output.
+    let result = server.requests()[1]["messages"].to_string();
+    assert!(result.contains("output line 1\\n"), "{result}");
+
+    server.push(Reply::tool_call(
+        "run_command",
+        json!({"command": "echo fine"}),
+    ));
+    server.push(Reply::text("Done."));
+    let (code, _, stderr) = ask
+        .run(
+            &server.spec_for(FAKE_MODEL),
+            &["--approve", "all", "run it"],
+        )
+        .await;
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        stderr.contains("✓ Run `echo fine` (exit code 0)"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("│ fine"), "{stderr}");
+    assert!(!stderr.contains("earlier lines"), "{stderr}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -321,3 +321,139 @@ fn the_example_in_the_repository_matches_what_init_writes() {
     let example = read_json(&Path::new(env!("CARGO_MANIFEST_DIR")).join("acp.json.example"));
     same_shape(&example, &read_json(&file), "$");
 }
+
+#[test]
+fn init_says_what_it_stored_and_how_the_api_key_reaches_punie_on_every_path() {
+    let init = Init::new();
+    let file = init.path("acp.json");
+    let config = init.path("punie.toml");
+    std::fs::write(
+        &config,
+        "[models.coder]\nbase_url = \"http://127.0.0.1:9/v1\"\n",
+    )
+    .unwrap();
+    let args = [
+        "--output",
+        arg(&file),
+        "--model",
+        "coder",
+        "--config",
+        arg(&config),
+    ];
+    let written = init.run_ok(&args);
+    let again = init.run_ok(&args);
+    let output = init.run(&[&args[..], &["--dry-run"]].concat());
+    assert!(output.status.success(), "{output:?}");
+    let dry_run = String::from_utf8(output.stderr).unwrap();
+    assert!(written.starts_with("Created"), "{written}");
+    assert!(again.contains("already up to date"), "{again}");
+    assert!(dry_run.contains("dry run"), "{dry_run}");
+    for report in [&written, &again, &dry_run] {
+        for line in [
+            format!("agent_servers.\"Punie\" in {}", file.display()),
+            format!("command  {} (this punie)", punie_path()),
+            "args     []".to_owned(),
+            "env      PUNIE_MODEL=coder (from --model)".to_owned(),
+            format!("env      PUNIE_CONFIG={} (from --config)", config.display()),
+            "API key: none is written to the file".to_owned(),
+            "export PUNIE_API_KEY where the editor is started".to_owned(),
+        ] {
+            assert!(report.contains(&line), "{line:?} in:\n{report}");
+        }
+        assert!(!report.contains("No --model given"), "{report}");
+    }
+    assert_eq!(
+        read_json(&file)["agent_servers"]["Punie"]["env"],
+        json!({"PUNIE_MODEL": "coder", "PUNIE_CONFIG": arg(&config)})
+    );
+}
+
+#[test]
+fn a_key_already_in_the_entry_is_kept_hidden_and_reported_as_plain_text() {
+    let init = Init::new();
+    let file = init.path("acp.json");
+    std::fs::write(
+        &file,
+        r#"{"agent_servers": {"Punie": {"command": "/old/punie", "args": ["--log-level", "debug"], "env": {"PUNIE_API_KEY": "sk-very-secret", "PUNIE_LOG": "debug"}}}}"#,
+    )
+    .unwrap();
+    let out = init.run_ok(&["--output", arg(&file)]);
+    assert!(!out.contains("sk-very-secret"), "{out}");
+    assert!(
+        out.contains("PUNIE_API_KEY=(a secret, not shown) (already there, kept)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("PUNIE_LOG=debug (already there, kept)"),
+        "{out}"
+    );
+    assert!(out.contains("in plain text"), "{out}");
+    assert!(out.contains(r#"args     ["--log-level","debug"]"#), "{out}");
+    assert!(!out.contains("warning"), "these args parse: {out}");
+    assert_eq!(
+        read_json(&file)["agent_servers"]["Punie"]["env"]["PUNIE_API_KEY"],
+        "sk-very-secret"
+    );
+
+    // Args that plain `punie` refuses are pointed out (and kept: they are the person's).
+    std::fs::write(
+        &file,
+        r#"{"agent_servers": {"Punie": {"command": "/old/punie", "args": ["--workspace", "x"]}}}"#,
+    )
+    .unwrap();
+    let out = init.run_ok(&["--output", arg(&file)]);
+    assert!(
+        out.contains("warning: plain `punie` refuses these args"),
+        "{out}"
+    );
+    assert!(out.contains("--workspace"), "{out}");
+}
+
+#[test]
+fn the_entry_init_writes_starts_punie() {
+    let init = Init::new();
+    let file = init.path("acp.json");
+    let config = init.path("punie.toml");
+    std::fs::write(
+        &config,
+        "[models.coder]\nbase_url = \"http://127.0.0.1:9/v1\"\n",
+    )
+    .unwrap();
+    init.run_ok(&[
+        "--output",
+        arg(&file),
+        "--model",
+        "coder",
+        "--config",
+        arg(&config),
+    ]);
+    let entry = &read_json(&file)["agent_servers"]["Punie"];
+    // As the editor does: the command, its args, its env; stdin closes at once here.
+    let mut command = Command::new(entry["command"].as_str().unwrap());
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("PUNIE_") {
+            command.env_remove(name);
+        }
+    }
+    for arg in entry["args"].as_array().unwrap() {
+        command.arg(arg.as_str().unwrap());
+    }
+    for (name, value) in entry["env"].as_object().unwrap() {
+        command.env(name, value.as_str().unwrap());
+    }
+    let output = command
+        .current_dir(init.home.path())
+        .env("HOME", init.home.path())
+        .env("PUNIE_LOG_DIR", init.logs.path())
+        .env("PUNIE_STATE_DIR", init.logs.path().join("state"))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{output:?}");
+    assert!(output.stdout.is_empty(), "{output:?}");
+    let log = crate::support::served::log_text(init.logs.path());
+    assert!(
+        log.contains("entry=coder"),
+        "the config entry was used: {log}"
+    );
+}

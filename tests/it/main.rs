@@ -15,6 +15,7 @@ mod support;
 
 mod ask;
 mod cli_doctor;
+mod cli_first_run;
 mod cli_help;
 mod cli_init;
 mod cli_stdio;

@@ -23,7 +23,10 @@ use clap::Args;
 use punie::llm::Timeouts;
 use punie::llm::probe::ServerProbe;
 
-use super::{Cli, EXIT_FAILURE, runtime};
+use punie::workspace::local::SandboxOptions;
+
+use super::options::{LogArgs, ModelServerArgs};
+use super::{EXIT_FAILURE, runtime};
 use report::{Check, ServerKind};
 
 /// How long each look-up (model list, `/props`, `/health`…) may take.
@@ -35,17 +38,24 @@ pub struct DoctorArgs {
     /// Seconds each chat request may take (a cold prompt on a CPU takes minutes).
     #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..=3600), value_name = "SECS")]
     pub wait: u64,
+
+    /// The server and model to check.
+    #[command(flatten)]
+    pub server: ModelServerArgs,
+
+    /// Logs.
+    #[command(flatten)]
+    pub log: LogArgs,
 }
 
 /// Checks the server `--model` names and prints the report; the exit code says whether Punie
 /// can work with it.
-pub fn run(cli: &Cli, args: &DoctorArgs) -> anyhow::Result<u8> {
-    let entry = cli.model_entry()?;
-    let spec = cli.model_spec()?;
-    let api_key = entry
-        .as_ref()
-        .and_then(|(_, entry)| entry.api_key())
-        .or_else(|| cli.api_key.clone());
+pub fn run(args: &DoctorArgs) -> anyhow::Result<u8> {
+    let entry = args.server.model.model_entry()?;
+    let spec = args.server.model.spec_of(entry.as_ref())?;
+    let api_key = args
+        .server
+        .api_key_for(entry.as_ref().map(|(_, entry)| entry));
     let entry_name = entry.map(|(name, _)| name);
     let wait = Duration::from_secs(args.wait);
     let timeouts = Timeouts {
@@ -57,7 +67,7 @@ pub fn run(cli: &Cli, args: &DoctorArgs) -> anyhow::Result<u8> {
     let probe = ServerProbe::new(spec, api_key, timeouts, LOOKUP_TIMEOUT);
     let runtime = runtime()?;
     let (kind, checks) = runtime.block_on(async {
-        check_all(cli, &probe, wanted.as_deref(), entry_name.as_deref(), wait).await
+        check_all(&probe, wanted.as_deref(), entry_name.as_deref(), wait).await
     });
     print!("{}", report::render(probe.base_url(), kind, &checks));
     tracing::info!(usable = report::usable(&checks), "doctor done");
@@ -69,7 +79,6 @@ pub fn run(cli: &Cli, args: &DoctorArgs) -> anyhow::Result<u8> {
 }
 
 async fn check_all(
-    cli: &Cli,
     probe: &ServerProbe,
     wanted: Option<&str>,
     entry: Option<&str>,
@@ -100,7 +109,7 @@ async fn check_all(
         return (Some(kind), checks);
     }
     let root = std::env::current_dir().unwrap_or_else(|_| std::env::temp_dir());
-    let fixed = match prompt::fixed_prompt(root, cli.sandbox()).await {
+    let fixed = match prompt::fixed_prompt(root, SandboxOptions::default()).await {
         Ok(fixed) => fixed,
         Err(error) => {
             tracing::warn!(%error, "cannot build the fixed prompt");
