@@ -115,7 +115,7 @@ async fn the_command_menu_arrives_after_new_and_after_load() {
         assert_eq!(
             names(menu),
             [
-                "compact", "init", "model", "context", "tools", "clear", "review"
+                "compact", "init", "model", "mode", "context", "tools", "clear", "review"
             ]
         );
         let review = menu.iter().find(|c| c.name == "review").unwrap();
@@ -143,7 +143,7 @@ async fn the_command_menu_arrives_after_new_and_after_load() {
     )
     .await;
     let second = second.lock().unwrap();
-    assert_eq!(names(&command_lists(&second)[0]).len(), 7);
+    assert_eq!(names(&command_lists(&second)[0]).len(), 8, "the seven built in and the user's");
     let user: String = second
         .updates
         .iter()

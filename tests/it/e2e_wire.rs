@@ -56,13 +56,21 @@ impl Punie {
         self.send_raw(&message.to_string());
     }
 
+    /// The next answer on stdout, past the notifications before it (a new session's command
+    /// menu, say), which must be JSON-RPC too.
     fn recv(&self) -> Value {
-        let line = self
-            .lines
-            .recv_timeout(Duration::from_secs(20))
-            .expect("an answer on stdout");
-        serde_json::from_str(&line)
-            .unwrap_or_else(|e| panic!("stdout line is not JSON ({e}): {line}"))
+        loop {
+            let line = self
+                .lines
+                .recv_timeout(Duration::from_secs(20))
+                .expect("an answer on stdout");
+            let frame: Value = serde_json::from_str(&line)
+                .unwrap_or_else(|e| panic!("stdout line is not JSON ({e}): {line}"));
+            if frame.get("id").is_some() || frame.get("method").is_none() {
+                return frame;
+            }
+            assert_eq!(frame["jsonrpc"], "2.0", "{frame}");
+        }
     }
 
     fn initialize(&mut self, version: u64) -> Value {

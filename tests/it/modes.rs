@@ -452,8 +452,8 @@ async fn the_mode_flag_and_the_config_file_choose_the_default() {
         dir.path(),
         &model,
         &[
-            "--mode",
             "ask",
+            "--mode",
             "ask",
             "--workspace",
             ws_arg,
@@ -469,9 +469,9 @@ async fn the_mode_flag_and_the_config_file_choose_the_default() {
         dir.path(),
         &model,
         &[
+            "ask",
             "--config",
             config_arg,
-            "ask",
             "--workspace",
             ws_arg,
             "plan it",
@@ -485,9 +485,9 @@ async fn the_mode_flag_and_the_config_file_choose_the_default() {
         dir.path(),
         &model,
         &[
+            "ask",
             "--config",
             config_arg,
-            "ask",
             "--mode",
             "edit",
             "--workspace",
@@ -500,7 +500,7 @@ async fn the_mode_flag_and_the_config_file_choose_the_default() {
     assert!(system_prompt(&server, 2).contains("edit mode"));
     assert!(offered(&server, 2).iter().any(|t| t == "write_file"));
 
-    let (code, stderr) = ask(dir.path(), &model, &["--mode", "yolo", "ask", "x"]).await;
+    let (code, stderr) = ask(dir.path(), &model, &["ask", "--mode", "yolo", "x"]).await;
     assert_eq!(code, Some(2), "{stderr}");
     assert!(
         stderr.contains("yolo") && stderr.contains("ask, plan, code, edit"),
@@ -510,7 +510,7 @@ async fn the_mode_flag_and_the_config_file_choose_the_default() {
     let (code, stderr) = ask(
         dir.path(),
         &model,
-        &["--config", config_arg, "ask", "--workspace", ws_arg, "x"],
+        &["ask", "--config", config_arg, "--workspace", ws_arg, "x"],
     )
     .await;
     assert_eq!(code, Some(2), "{stderr}");
