@@ -162,7 +162,7 @@ mod tests {
     #[test]
     fn read_only_modes_offer_only_tools_that_change_nothing() {
         let tools = default_toolset();
-        let read = ["read_file", "list_dir", "glob", "grep"];
+        let read = ["read_file", "list_dir", "glob", "grep", "update_plan"];
         assert_eq!(names(Mode::Ask, &tools), read);
         assert_eq!(names(Mode::Plan, &tools), read);
         assert_eq!(names(Mode::Code, &tools).len(), tools.iter().count());
