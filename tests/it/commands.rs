@@ -143,7 +143,11 @@ async fn the_command_menu_arrives_after_new_and_after_load() {
     )
     .await;
     let second = second.lock().unwrap();
-    assert_eq!(names(&command_lists(&second)[0]).len(), 8, "the seven built in and the user's");
+    assert_eq!(
+        names(&command_lists(&second)[0]).len(),
+        8,
+        "the seven built in and the user's"
+    );
     let user: String = second
         .updates
         .iter()

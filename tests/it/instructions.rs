@@ -1,4 +1,4 @@
-//! Project instructions (specs/modes-and-commands.instructions.md), through the real binary and
+//! Project instructions (specs/modes-and-commands.md), through the real binary and
 //! the official ACP client: `AGENTS.md` files from the project root down to the session's cwd
 //! (nearest last) and the user-wide one join the system prompt, `CLAUDE.md` stands in for a
 //! missing `AGENTS.md`, an edit between two prompts reaches the second request, and

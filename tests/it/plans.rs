@@ -1,4 +1,4 @@
-//! Plans (specs/modes-and-commands.plans.md), through the real binary and the official ACP
+//! Plans (specs/modes-and-commands.md), through the real binary and the official ACP
 //! client: the model's `update_plan` calls reach the editor as `plan` updates with the whole
 //! list, lenient input is read, bad input gets a tool error that says what to send, and a
 //! loaded session shows its last plan again.
