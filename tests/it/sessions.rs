@@ -425,10 +425,26 @@ async fn resume_continues_without_replay_close_keeps_and_delete_removes() {
                 .block_task()
                 .await
                 .unwrap();
-            assert!(
-                shared.lock().unwrap().updates.is_empty(),
-                "resume replays nothing"
-            );
+            // What may come: the command menu and the like, never the conversation.
+            let replayed: Vec<_> = shared
+                .lock()
+                .unwrap()
+                .updates
+                .iter()
+                .filter(|u| {
+                    matches!(
+                        u,
+                        SessionUpdate::UserMessageChunk(_)
+                            | SessionUpdate::AgentMessageChunk(_)
+                            | SessionUpdate::AgentThoughtChunk(_)
+                            | SessionUpdate::ToolCall(_)
+                            | SessionUpdate::ToolCallUpdate(_)
+                            | SessionUpdate::Plan(_)
+                    )
+                })
+                .cloned()
+                .collect();
+            assert!(replayed.is_empty(), "resume replays nothing: {replayed:?}");
             prompt(&cx, &session, "second").await.unwrap();
             cx.send_request(DeleteSessionRequest::new(session.clone()))
                 .block_task()

@@ -86,6 +86,20 @@ impl Journal {
 
     /// Appends `record` as one line. A failure is logged and ends the journal (the session
     /// goes on in memory); returns whether the record was written.
+    /// Syncs what is written to disk (a finished turn or command is never lost) and records
+    /// `at` as the session's last activity in its summary.
+    fn sync_and_touch(&self, inner: &mut Inner, at: String) {
+        if let Some(file) = &inner.file
+            && let Err(error) = file.sync_data()
+        {
+            tracing::warn!(session = %self.id, %error, "cannot sync the session journal");
+        }
+        inner.summary.updated_at = at;
+        if let Err(error) = write_summary(&self.summary_path, &inner.summary) {
+            tracing::warn!(session = %self.id, %error, "cannot update the session summary");
+        }
+    }
+
     fn append(&self, inner: &mut Inner, record: &Record) -> bool {
         let Some(file) = inner.file.as_mut() else {
             return false;
@@ -259,15 +273,7 @@ impl Journal {
                 output: output.to_owned(),
             },
         );
-        if let Some(file) = &inner.file
-            && let Err(error) = file.sync_data()
-        {
-            tracing::warn!(session = %self.id, %error, "cannot sync the session journal");
-        }
-        inner.summary.updated_at = at;
-        if let Err(error) = write_summary(&self.summary_path, &inner.summary) {
-            tracing::warn!(session = %self.id, %error, "cannot update the session summary");
-        }
+        self.sync_and_touch(&mut inner, at);
     }
 
     /// Records a model switch.
@@ -321,15 +327,7 @@ impl Journal {
                 stop: stop.to_owned(),
             },
         );
-        if let Some(file) = &inner.file
-            && let Err(error) = file.sync_data()
-        {
-            tracing::warn!(session = %self.id, %error, "cannot sync the session journal");
-        }
-        inner.summary.updated_at = at;
-        if let Err(error) = write_summary(&self.summary_path, &inner.summary) {
-            tracing::warn!(session = %self.id, %error, "cannot update the session summary");
-        }
+        self.sync_and_touch(&mut inner, at);
     }
 }
 
