@@ -4,9 +4,9 @@
 
 use std::sync::Arc;
 
-use agent_client_protocol::Client;
 use agent_client_protocol::v1::schema as wire;
 use agent_client_protocol::v1::{ConnectionTo, Responder};
+use agent_client_protocol::{Client, JsonRpcResponse};
 
 use super::connection::Connection;
 use super::convert;
@@ -100,26 +100,62 @@ pub(crate) async fn load(
         Err(error) => return responder.respond_with_error(error.into()),
     };
     // Sent before the answer, in order: the editor rebuilds the conversation from these.
+    answer_opened(
+        connection,
+        cx,
+        &id,
+        loaded,
+        Replay::All,
+        responder,
+        |options, modes| {
+            wire::LoadSessionResponse::new()
+                .config_options(options)
+                .modes(modes)
+        },
+    );
+    Ok(())
+}
+
+/// What `session/load` sends of the saved conversation before its answer.
+#[derive(Clone, Copy, PartialEq)]
+enum Replay {
+    /// All of it.
+    All,
+    /// Only what was wrong with the file (`session/resume`).
+    Notices,
+}
+
+/// What `session/load` and `session/resume` share once the session is open: the replay, then
+/// (from a task: listing models asks the server) the answer with the model and mode pickers,
+/// and right after it the editor's command menu.
+fn answer_opened<T: JsonRpcResponse + Send + 'static>(
+    connection: &Arc<Connection>,
+    cx: ConnectionTo<Client>,
+    id: &str,
+    loaded: LoadedSession,
+    replay: Replay,
+    responder: Responder<T>,
+    response: impl FnOnce(Vec<wire::SessionConfigOption>, wire::SessionModeState) -> T + Send + 'static,
+) {
     let events = connection.events(cx.clone());
     for event in loaded.replay {
-        events.emit(&id, event);
+        if replay == Replay::All || matches!(event, TurnEvent::Notice { .. }) {
+            events.emit(id, event);
+        }
     }
     let agent = connection.agent.clone();
+    let session = loaded.session;
     tokio::spawn(async move {
-        let options = models::config_options(&agent, &loaded.session).await;
-        models::follow_mode(agent.clone(), cx, &loaded.session);
+        let options = models::config_options(&agent, &session).await;
+        models::follow_mode(agent.clone(), cx, &session);
         answer(
             responder,
-            Ok(wire::LoadSessionResponse::new()
-                .config_options(options)
-                .modes(modes::mode_state(&loaded.session))),
+            Ok(response(options, modes::mode_state(&session))),
         );
-        // Right after the answer: the editor's command menu.
         agent
-            .announce_commands(&loaded.session, events.as_ref(), true)
+            .announce_commands(&session, events.as_ref(), true)
             .await;
     });
-    Ok(())
 }
 
 /// `session/resume`: the saved session continues, nothing is replayed.
@@ -135,27 +171,19 @@ pub(crate) async fn resume(
         Err(error) => return responder.respond_with_error(error.into()),
     };
     // Nothing of the past is replayed, but what was wrong with the file is said.
-    let events = connection.events(cx.clone());
-    for event in loaded.replay {
-        if matches!(event, TurnEvent::Notice { .. }) {
-            events.emit(&id, event);
-        }
-    }
-    let agent = connection.agent.clone();
-    tokio::spawn(async move {
-        let options = models::config_options(&agent, &loaded.session).await;
-        models::follow_mode(agent.clone(), cx, &loaded.session);
-        answer(
-            responder,
-            Ok(wire::ResumeSessionResponse::new()
+    answer_opened(
+        connection,
+        cx,
+        &id,
+        loaded,
+        Replay::Notices,
+        responder,
+        |options, modes| {
+            wire::ResumeSessionResponse::new()
                 .config_options(options)
-                .modes(modes::mode_state(&loaded.session))),
-        );
-        // Right after the answer: the editor's command menu.
-        agent
-            .announce_commands(&loaded.session, events.as_ref(), true)
-            .await;
-    });
+                .modes(modes)
+        },
+    );
     Ok(())
 }
 
