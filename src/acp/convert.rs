@@ -4,7 +4,7 @@
 use agent_client_protocol::v1::schema as wire;
 
 use crate::agent::{
-    CommandInfo, CompactionStatus, Prompt, StopReason, ToolCallChange, ToolCallStart,
+    CommandInfo, CompactionStatus, Prompt, PromptBlock, StopReason, ToolCallChange, ToolCallStart,
     ToolCallStatus, TurnEvent,
 };
 use crate::image::Image;
@@ -142,8 +142,8 @@ pub(crate) fn session_update(
         TurnEvent::ToolCallUpdate(change) => {
             wire::SessionUpdate::ToolCallUpdate(tool_call_update(change))
         }
-        TurnEvent::UserMessage(text) => {
-            wire::SessionUpdate::UserMessageChunk(wire::ContentChunk::new(text.into()))
+        TurnEvent::UserMessage { block, image } => {
+            wire::SessionUpdate::UserMessageChunk(wire::ContentChunk::new(sent_block(block, image)))
         }
         TurnEvent::SessionInfo { title, updated_at } => wire::SessionUpdate::SessionInfoUpdate(
             wire::SessionInfoUpdate::new()
@@ -271,35 +271,128 @@ pub(crate) fn stop_reason(stop: StopReason) -> wire::StopReason {
 /// The user's prompt for the model: text blocks verbatim, embedded files inline, links to files
 /// as references the model can read with its tools, image blocks as images (checked by the
 /// agent: bounds, and whether the model sees). An image given only by a URI cannot be sent (a
-/// local server fetches nothing), so the text says it was left out.
+/// local server fetches nothing), so the text says it was left out. The blocks themselves are
+/// kept as the person sent them, for a loaded session to show again.
 pub(crate) fn prompt(blocks: &[wire::ContentBlock]) -> Prompt {
     let mut parts = Vec::new();
     let mut images = Vec::new();
+    let mut sent = Vec::new();
     for block in blocks {
         match block {
-            wire::ContentBlock::Text(text) => parts.push(text.text.clone()),
+            wire::ContentBlock::Text(text) => {
+                parts.push(text.text.clone());
+                sent.push(PromptBlock::Text {
+                    text: text.text.clone(),
+                });
+            }
             wire::ContentBlock::Image(image) if !image.data.trim().is_empty() => {
+                sent.push(PromptBlock::Image {
+                    image: Some(images.len()),
+                    mime_type: image.mime_type.clone(),
+                    uri: image.uri.clone(),
+                });
                 images.push(Image::new(image.mime_type.clone(), image.data.clone()));
             }
-            wire::ContentBlock::Image(image) => parts.push(format!(
-                "[an image given only by its URI was omitted: {}]",
-                image.uri.as_deref().unwrap_or("no URI")
-            )),
+            wire::ContentBlock::Image(image) => {
+                parts.push(format!(
+                    "[an image given only by its URI was omitted: {}]",
+                    image.uri.as_deref().unwrap_or("no URI")
+                ));
+                sent.push(PromptBlock::Image {
+                    image: None,
+                    mime_type: image.mime_type.clone(),
+                    uri: image.uri.clone(),
+                });
+            }
             wire::ContentBlock::ResourceLink(link) => {
                 let path = link.uri.strip_prefix("file://").unwrap_or(&link.uri);
                 parts.push(format!("[referenced file: {path}]"));
+                sent.push(PromptBlock::ResourceLink {
+                    uri: link.uri.clone(),
+                    name: link.name.clone(),
+                    title: link.title.clone(),
+                    description: link.description.clone(),
+                    mime_type: link.mime_type.clone(),
+                    size: link.size,
+                });
             }
             wire::ContentBlock::Resource(resource) => match &resource.resource {
                 wire::EmbeddedResourceResource::TextResourceContents(file) => {
                     let path = file.uri.strip_prefix("file://").unwrap_or(&file.uri);
                     parts.push(format!("<file path=\"{path}\">\n{}\n</file>", file.text));
+                    sent.push(PromptBlock::Resource {
+                        uri: file.uri.clone(),
+                        mime_type: file.mime_type.clone(),
+                        text: Some(file.text.clone()),
+                    });
                 }
-                _ => parts.push("[an attached binary resource was omitted]".to_owned()),
+                wire::EmbeddedResourceResource::BlobResourceContents(blob) => {
+                    parts.push("[an attached binary resource was omitted]".to_owned());
+                    sent.push(PromptBlock::Resource {
+                        uri: blob.uri.clone(),
+                        mime_type: blob.mime_type.clone(),
+                        text: None,
+                    });
+                }
+                _ => {
+                    let note = "[an attached binary resource was omitted]";
+                    parts.push(note.to_owned());
+                    sent.push(PromptBlock::Text {
+                        text: note.to_owned(),
+                    });
+                }
             },
-            _ => parts.push("[an attachment of a kind Punie cannot read was omitted]".to_owned()),
+            _ => {
+                let note = "[an attachment of a kind Punie cannot read was omitted]";
+                parts.push(note.to_owned());
+                sent.push(PromptBlock::Text {
+                    text: note.to_owned(),
+                });
+            }
         }
     }
-    Prompt::new(parts.join("\n"), images)
+    Prompt::new(parts.join("\n"), images).with_blocks(sent)
+}
+
+/// A block of a prompt as the person sent it, for the editor to show again (`image`: the
+/// data of an image block). A binary resource, whose bytes are not kept, comes back as a link.
+fn sent_block(block: PromptBlock, image: Option<Image>) -> wire::ContentBlock {
+    match block {
+        PromptBlock::Text { text } => text.into(),
+        PromptBlock::Image { mime_type, uri, .. } => {
+            let data = image.map(|i| i.data).unwrap_or_default();
+            wire::ContentBlock::Image(wire::ImageContent::new(data, mime_type).uri(uri))
+        }
+        PromptBlock::ResourceLink {
+            uri,
+            name,
+            title,
+            description,
+            mime_type,
+            size,
+        } => wire::ContentBlock::ResourceLink(
+            wire::ResourceLink::new(name, uri)
+                .title(title)
+                .description(description)
+                .mime_type(mime_type)
+                .size(size),
+        ),
+        PromptBlock::Resource {
+            uri,
+            mime_type,
+            text: Some(text),
+        } => wire::ContentBlock::Resource(wire::EmbeddedResource::new(
+            wire::EmbeddedResourceResource::TextResourceContents(
+                wire::TextResourceContents::new(text, uri).mime_type(mime_type),
+            ),
+        )),
+        PromptBlock::Resource { uri, mime_type, .. } => {
+            let name = uri.rsplit('/').next().unwrap_or(&uri).to_owned();
+            wire::ContentBlock::ResourceLink(
+                wire::ResourceLink::new(name, uri).mime_type(mime_type),
+            )
+        }
+    }
 }
 
 pub(crate) fn permission_outcome(

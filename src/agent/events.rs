@@ -5,6 +5,8 @@ use std::path::PathBuf;
 
 use serde_json::Value;
 
+use super::input::PromptBlock;
+use crate::image::Image;
 use crate::tools::builtin::PlanEntry;
 use crate::workspace::{ToolContent, ToolKind};
 
@@ -74,8 +76,15 @@ pub enum TurnEvent {
         /// The context window in tokens.
         size: u64,
     },
-    /// The person's prompt, as replayed when a saved session is loaded.
-    UserMessage(String),
+    /// One block of the person's prompt as they sent it, replayed (in order) when a saved
+    /// session is loaded.
+    UserMessage {
+        /// The block.
+        block: PromptBlock,
+        /// The image an image block names (`None` for other blocks, or an image given only
+        /// by its URI).
+        image: Option<Image>,
+    },
     /// The session's title and last activity (RFC 3339), sent after each turn and on load.
     SessionInfo {
         /// The title, once the session has one.

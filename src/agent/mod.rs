@@ -34,7 +34,7 @@ pub use events::{
     CommandInfo, CompactionStatus, EventSink, StopReason, ToolCallChange, ToolCallStart,
     ToolCallStatus, TurnEvent,
 };
-pub use input::Prompt;
+pub use input::{Prompt, PromptBlock};
 pub use instructions::{INSTRUCTION_FILES, INSTRUCTIONS_SHARE_DIVISOR};
 pub use mode::{Mode, UnknownMode};
 pub use observe::{ModelRequestStats, ToolCallStats, TurnObserver};
@@ -364,7 +364,13 @@ impl PendingTurn {
             .announce_commands(&session, events.as_ref(), false)
             .await;
         let prompt = match commands.resolve(&prompt.text) {
-            commands::Invocation::Model(text) => Prompt { text, ..prompt },
+            // A prompt file's command: the model reads what it expands to, the journal keeps
+            // what the person typed.
+            commands::Invocation::Model(text) => Prompt {
+                blocks: prompt.sent(),
+                text,
+                ..prompt
+            },
             commands::Invocation::Local {
                 command,
                 arguments,
@@ -382,7 +388,7 @@ impl PendingTurn {
         let journal = session.journal().or_else(|| agent.start_journal(&session));
         let events: Arc<dyn EventSink> = match &journal {
             Some(journal) => {
-                journal.begin_turn(&working, &prompt.text, &prompt.images);
+                journal.begin_turn(&working, &prompt);
                 Arc::new(saved::Journaled {
                     journal: journal.clone(),
                     events,

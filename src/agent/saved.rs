@@ -5,13 +5,14 @@ use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
+use super::input::sent_as_text;
 use super::journal::{
     Journal, JournalError, Loaded, Record, SessionPage, SessionStore, ShownContent, StoredMessage,
     kind_of,
 };
 use super::{
-    Agent, AgentError, EventSink, Mode, Session, StopReason, ToolCallChange, ToolCallStart,
-    ToolCallStatus, TurnEvent,
+    Agent, AgentError, EventSink, Mode, PromptBlock, Session, StopReason, ToolCallChange,
+    ToolCallStart, ToolCallStatus, TurnEvent,
 };
 use crate::tools::builtin::{PLAN_TOOL, PlanOutput};
 use crate::workspace::{ToolContent, Workspace};
@@ -75,7 +76,27 @@ fn replay(loaded: &Loaded, updated_at: String) -> Vec<TurnEvent> {
     let mut plan = None;
     for record in &loaded.records {
         match record {
-            Record::Prompt { text, .. } => events.push(TurnEvent::UserMessage(text.clone())),
+            Record::Prompt {
+                text,
+                images,
+                blocks,
+                ..
+            } => {
+                // Older journals kept only the text the model read (and the images).
+                let blocks = match blocks.is_empty() {
+                    true => sent_as_text(text, images),
+                    false => blocks.clone(),
+                };
+                events.extend(blocks.into_iter().map(|block| {
+                    let image = match &block {
+                        PromptBlock::Image {
+                            image: Some(index), ..
+                        } => images.get(*index).cloned(),
+                        _ => None,
+                    };
+                    TurnEvent::UserMessage { block, image }
+                }));
+            }
             Record::Message {
                 message: StoredMessage::Assistant { content, .. },
                 thought,
@@ -88,7 +109,10 @@ fn replay(loaded: &Loaded, updated_at: String) -> Vec<TurnEvent> {
                 }
             }
             Record::Command { text, output, .. } => {
-                events.push(TurnEvent::UserMessage(text.clone()));
+                events.push(TurnEvent::UserMessage {
+                    block: PromptBlock::Text { text: text.clone() },
+                    image: None,
+                });
                 events.push(TurnEvent::MessageChunk(output.clone()));
             }
             Record::ToolCall { call } => {

@@ -616,3 +616,167 @@ async fn list_pages_through_many_sessions() {
     assert_eq!(pages, 2);
     let _ = Duration::ZERO;
 }
+
+/// A 1×1 PNG, base64.
+const PNG: &str = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR4nGP4z8DwHwAFAAH/iZk9HQAAAABJRU5ErkJggg==";
+
+/// The blocks of every `user_message_chunk` received, in order, as JSON.
+fn user_blocks(record: &Record) -> Vec<Value> {
+    record
+        .updates
+        .iter()
+        .filter_map(|u| match u {
+            SessionUpdate::UserMessageChunk(chunk) => {
+                Some(serde_json::to_value(&chunk.content).unwrap())
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn load_replays_each_prompt_as_the_person_sent_it() {
+    let server = FakeModelServer::start().await;
+    server.sees(true);
+    server.push(Reply::text("A pixel, and the notes say milk."));
+    server.push(Reply::text("No bugs."));
+    let (_dir, ws) = workspace();
+    std::fs::create_dir_all(ws.join(".punie/commands")).unwrap();
+    std::fs::write(
+        ws.join(".punie/commands/review.md"),
+        "Review $ARGUMENTS for bugs.",
+    )
+    .unwrap();
+    std::fs::write(ws.join("notes.txt"), "milk\n").unwrap();
+    let uri = format!("file://{}", ws.join("notes.txt").display());
+    let sent = vec![
+        ContentBlock::from("What is in this picture, and in my notes?"),
+        ContentBlock::Image(ImageContent::new(PNG, "image/png")),
+        ContentBlock::ResourceLink(ResourceLink::new("notes.txt", uri.clone())),
+        ContentBlock::Resource(EmbeddedResource::new(
+            EmbeddedResourceResource::TextResourceContents(
+                TextResourceContents::new("milk\n", uri.clone()).mime_type("text/plain".to_owned()),
+            ),
+        )),
+    ];
+    let (session, _) = with_editor(
+        &server.base_url(),
+        &ws,
+        EditorOptions::default(),
+        async |cx, _| {
+            let session = new_session(&cx, &ws).await;
+            let stop = cx
+                .send_request(PromptRequest::new(session.clone(), sent.clone()))
+                .block_task()
+                .await
+                .unwrap();
+            assert_eq!(stop.stop_reason, StopReason::EndTurn);
+            for typed in ["/review notes.txt", "/mode ask"] {
+                let stop = prompt(&cx, &session, typed).await.unwrap();
+                assert_eq!(stop.stop_reason, StopReason::EndTurn, "{typed}");
+            }
+            session
+        },
+    )
+    .await;
+    // The model read the expansion, the image and the file.
+    let first = request_text(&server, 0);
+    assert!(
+        first.contains("image_url") && first.contains("<file path="),
+        "{first}"
+    );
+    assert!(
+        request_text(&server, 1).contains("Review notes.txt for bugs."),
+        "the prompt file was expanded for the model"
+    );
+    let journal =
+        std::fs::read_to_string(state_dir(&ws).join(format!("{}.jsonl", session.0))).unwrap();
+    assert!(journal.starts_with("{\"format\":3,"), "{journal}");
+    assert_eq!(journal.matches(PNG).count(), 1, "the image is kept once");
+
+    let (_, record) = with_editor(
+        &server.base_url(),
+        &ws,
+        EditorOptions::default(),
+        async |cx, _| {
+            cx.send_request(load(&session, &ws))
+                .block_task()
+                .await
+                .unwrap();
+        },
+    )
+    .await;
+    let mut expected: Vec<Value> = sent
+        .iter()
+        .map(|b| serde_json::to_value(b).unwrap())
+        .collect();
+    expected.push(json!({"type": "text", "text": "/review notes.txt"}));
+    expected.push(json!({"type": "text", "text": "/mode ask"}));
+    assert_eq!(user_blocks(&record.lock().unwrap()), expected);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn journals_of_formats_1_and_2_still_load_and_replay_their_prompts() {
+    let server = FakeModelServer::start().await;
+    server.push(Reply::text("ok"));
+    let (_dir, ws) = workspace();
+    write_journal(
+        &ws,
+        "sess_v1",
+        &[header(&ws, "sess_v1", 1), turn("from version one", "one")],
+    );
+    let v2_prompt = json!({"type": "prompt", "at": "2026-01-01T00:00:01Z", "text": "look at this",
+        "images": [{"mime_type": "image/png", "data": PNG}]});
+    write_journal(
+        &ws,
+        "sess_v2",
+        &[
+            header(&ws, "sess_v2", 2),
+            format!("{v2_prompt}\n"),
+            format!("{}\n", json!({"type": "mode", "mode": "ask"})),
+            format!(
+                "{}\n",
+                json!({"type": "message", "message": {"role": "assistant", "content": "a pixel"}})
+            ),
+            format!(
+                "{}\n",
+                json!({"type": "turn_end", "at": "2026-01-01T00:00:02Z", "stop": "end_turn"})
+            ),
+        ],
+    );
+    let (blocks, _) = with_editor(
+        &server.base_url(),
+        &ws,
+        EditorOptions::default(),
+        async |cx, shared| {
+            cx.send_request(load(&"sess_v1".into(), &ws))
+                .block_task()
+                .await
+                .unwrap();
+            let v1 = user_blocks(&shared.lock().unwrap());
+            shared.lock().unwrap().updates.clear();
+            let answer = cx
+                .send_request(load(&"sess_v2".into(), &ws))
+                .block_task()
+                .await
+                .unwrap();
+            let mode = serde_json::to_value(answer.modes).unwrap();
+            assert_eq!(mode["currentModeId"], "ask", "{mode}");
+            let v2 = user_blocks(&shared.lock().unwrap());
+            (v1, v2)
+        },
+    )
+    .await;
+    assert_eq!(
+        blocks.0,
+        [json!({"type": "text", "text": "from version one"})]
+    );
+    assert_eq!(
+        blocks.1,
+        [
+            json!({"type": "text", "text": "look at this"}),
+            json!({"type": "image", "mimeType": "image/png", "data": PNG}),
+        ],
+        "an older journal's image is shown again"
+    );
+}

@@ -6,13 +6,16 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::agent::PromptBlock;
 use crate::image::Image;
 use crate::llm::{Message, ToolCall};
 
 /// The format version this Punie writes and the newest it reads. Version 2 added the `mode`
 /// record: a Punie that reads only version 1 would take it for a damaged line, so it is told
-/// to upgrade instead. Version 1 journals (no mode) still load, in the default mode.
-pub const FORMAT_VERSION: u32 = 2;
+/// to upgrade instead. Version 3 added the prompt's `blocks` (the prompt as the person sent
+/// it): a Punie that reads only version 2 would replay the expanded text. Journals of versions
+/// 1 and 2 still load (no mode: the default; no blocks: the text and the images are replayed).
+pub const FORMAT_VERSION: u32 = 3;
 
 /// The most bytes one journal line may have when read back; longer lines count as corrupt.
 pub const MAX_RECORD_BYTES: usize = 16 * 1024 * 1024;
@@ -211,6 +214,11 @@ pub enum Record {
         /// The images attached to it, in full (absent when none).
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         images: Vec<Image>,
+        /// The prompt as the person sent it (version 3; absent when it was `text` alone, and
+        /// in older journals): text as typed, image blocks naming `images` by index, resource
+        /// links, embedded files.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        blocks: Vec<PromptBlock>,
     },
     /// A completed message of the turn (an answer with its thoughts and tool calls, or a tool
     /// result as the model read it).

@@ -20,7 +20,7 @@ fn answer(text: &str) -> Message {
 
 fn one_turn(store: &SessionStore, id: &str, cwd: &Path, prompt: &str) {
     let journal = store.create(id, cwd, "test model").unwrap();
-    journal.begin_turn(&[], prompt, &[]);
+    journal.begin_turn(&[], &prompt.into());
     let after = [
         Message::User {
             content: prompt.into(),
@@ -78,7 +78,7 @@ fn a_second_writer_is_refused_until_the_first_is_gone() {
 fn an_unfinished_turn_is_closed_and_marked_interrupted() {
     let (_dir, store) = store();
     let journal = store.create("s1", Path::new("/w"), "m").unwrap();
-    journal.begin_turn(&[], "run it", &[]);
+    journal.begin_turn(&[], &"run it".into());
     journal.sync(&[
         Message::User {
             content: "run it".into(),
@@ -101,7 +101,7 @@ fn an_unfinished_turn_is_closed_and_marked_interrupted() {
     assert_eq!(loaded.history[3], answer(INTERRUPTED_TURN));
     // The session goes on; read again later, the cut turn is still closed the same way.
     let journal = _journal;
-    journal.begin_turn(&loaded.history, "next", &[]);
+    journal.begin_turn(&loaded.history, &"next".into());
     let mut after = loaded.history.clone();
     after.push(Message::User {
         content: "next".into(),
@@ -119,7 +119,7 @@ fn an_unfinished_turn_is_closed_and_marked_interrupted() {
 fn a_failed_turn_leaves_the_history_as_before() {
     let (_dir, store) = store();
     let journal = store.create("s1", Path::new("/w"), "m").unwrap();
-    journal.begin_turn(&[], "one", &[]);
+    journal.begin_turn(&[], &"one".into());
     journal.sync(&[
         Message::User {
             content: "one".into(),
@@ -138,7 +138,7 @@ fn a_compaction_is_journaled_and_a_failed_turn_undoes_it() {
     let (_dir, store) = store();
     one_turn(&store, "s1", Path::new("/w"), "first");
     let (journal, loaded) = store.open_session("s1").unwrap();
-    journal.begin_turn(&loaded.history, "second", &[]);
+    journal.begin_turn(&loaded.history, &"second".into());
     let summary = Message::User {
         content: "summary of the first turn".into(),
     };
@@ -150,7 +150,7 @@ fn a_compaction_is_journaled_and_a_failed_turn_undoes_it() {
         answer("two"),
     ];
     journal.end_turn(Some(&compacted), "end_turn");
-    journal.begin_turn(&compacted, "third", &[]);
+    journal.begin_turn(&compacted, &"third".into());
     let mut shorter = vec![summary];
     shorter.push(Message::User {
         content: "third".into(),
@@ -179,7 +179,7 @@ fn a_torn_last_line_is_dropped_and_the_journal_goes_on_after_it() {
     let (journal, loaded) = store.open_session("s1").unwrap();
     assert_eq!(loaded.history.len(), 2);
     assert!(loaded.problems.is_empty());
-    journal.begin_turn(&loaded.history, "again", &[]);
+    journal.begin_turn(&loaded.history, &"again".into());
     journal.end_turn(None, "cancelled");
     drop(journal);
     let (_journal, loaded) = store.open_session("s1").unwrap();
@@ -310,7 +310,10 @@ fn images_of_a_prompt_and_of_tool_results_are_kept() {
         .unwrap();
     let shown = crate::image::Image::new("image/png", "YWJj");
     let from_tool = crate::image::Image::new("image/jpeg", "/9j/");
-    journal.begin_turn(&[], "what is this?", std::slice::from_ref(&shown));
+    journal.begin_turn(
+        &[],
+        &crate::agent::Prompt::new("what is this?", vec![shown.clone()]),
+    );
     let after = [
         Message::User {
             content: "what is this?".into(),
@@ -339,4 +342,69 @@ fn images_of_a_prompt_and_of_tool_results_are_kept() {
     drop(journal);
     let (_journal, loaded) = store.open_session("s-img").unwrap();
     assert_eq!(loaded.history, after);
+}
+
+#[test]
+fn a_prompt_keeps_its_blocks_once_and_its_images_once() {
+    use crate::agent::{Prompt, PromptBlock};
+    let (_dir, store) = store();
+    let journal = store
+        .create("s-blocks", Path::new("/work/a"), "test model")
+        .unwrap();
+    let image = crate::image::Image::new("image/png", "YWJj");
+    let big = "x".repeat(super::format::MAX_SHOWN_TEXT + 1);
+    let sent = vec![
+        PromptBlock::Text {
+            text: "/review a.rs".into(),
+        },
+        PromptBlock::Image {
+            image: Some(0),
+            mime_type: "image/png".into(),
+            uri: None,
+        },
+        PromptBlock::Resource {
+            uri: "file:///work/a/big.txt".into(),
+            mime_type: None,
+            text: Some(big.clone()),
+        },
+    ];
+    let prompt =
+        Prompt::new(format!("Review a.rs.\n{big}"), vec![image.clone()]).with_blocks(sent.clone());
+    journal.begin_turn(&[], &prompt);
+    journal.end_turn(None, "failed");
+    // A prompt that was its text alone writes no blocks.
+    journal.begin_turn(
+        &[],
+        &Prompt::from("plain").with_blocks(prompt_text("plain")),
+    );
+    journal.end_turn(None, "failed");
+    drop(journal);
+    let text = std::fs::read_to_string(store.journal_path("s-blocks")).unwrap();
+    assert_eq!(text.matches("YWJj").count(), 1, "{text}");
+    assert_eq!(text.matches(&big).count(), 1, "the model's copy only");
+    let (_journal, loaded) = store.open_session("s-blocks").unwrap();
+    let blocks: Vec<_> = loaded
+        .records
+        .iter()
+        .filter_map(|r| match r {
+            Record::Prompt { blocks, .. } => Some(blocks.clone()),
+            _ => None,
+        })
+        .collect();
+    let mut kept = sent;
+    kept[2] = PromptBlock::Resource {
+        uri: "file:///work/a/big.txt".into(),
+        mime_type: None,
+        text: None,
+    };
+    assert_eq!(blocks, [kept, Vec::new()]);
+    assert_eq!(
+        loaded.title.as_deref(),
+        Some("/review a.rs"),
+        "the title is what was typed"
+    );
+}
+
+fn prompt_text(text: &str) -> Vec<crate::agent::PromptBlock> {
+    vec![crate::agent::PromptBlock::Text { text: text.into() }]
 }

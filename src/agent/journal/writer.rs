@@ -11,7 +11,8 @@ use super::format::{MAX_SHOWN_TEXT, Record, ShownCall, ShownContent, StoredMessa
 use super::store::now;
 use super::store::write_summary;
 use crate::agent::events::{ToolCallStatus, TurnEvent};
-use crate::image::Image;
+use crate::agent::input::{sent_as_text, typed_text};
+use crate::agent::{Prompt, PromptBlock};
 use crate::llm::Message;
 use crate::workspace::{ToolContent, ToolKind};
 
@@ -123,7 +124,29 @@ impl Journal {
 
     /// Records the person's prompt, which starts a turn on `before`, and the title if the
     /// session had none.
-    pub(crate) fn begin_turn(&self, before: &[Message], text: &str, images: &[Image]) {
+    pub(crate) fn begin_turn(&self, before: &[Message], prompt: &Prompt) {
+        let (text, images) = (prompt.text.as_str(), prompt.images.as_slice());
+        // Blocks that say no more than the text and the images are not written twice.
+        // An embedded file's text is in `text` already: its block keeps it only up to the bound
+        // of what is shown again, beyond which it comes back as a link.
+        let blocks = match &prompt.blocks {
+            blocks if *blocks == sent_as_text(text, images) => Vec::new(),
+            blocks => blocks
+                .iter()
+                .map(|block| match block {
+                    PromptBlock::Resource {
+                        uri,
+                        mime_type,
+                        text: Some(text),
+                    } if text.len() > MAX_SHOWN_TEXT => PromptBlock::Resource {
+                        uri: uri.clone(),
+                        mime_type: mime_type.clone(),
+                        text: None,
+                    },
+                    other => other.clone(),
+                })
+                .collect(),
+        };
         let mut inner = self.inner();
         inner.base = before.to_vec();
         inner.base.push(Message::User {
@@ -144,10 +167,12 @@ impl Journal {
                 at,
                 text: text.to_owned(),
                 images: images.to_vec(),
+                blocks,
             },
         );
+        // The title comes from what the person typed (a command as typed, not its expansion).
         if inner.summary.title.is_none()
-            && let Some(title) = title_of(text)
+            && let Some(title) = title_of(&typed_text(&prompt.sent()))
         {
             self.append(
                 &mut inner,
