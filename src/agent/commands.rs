@@ -566,6 +566,7 @@ impl Agent {
         tracing::info!(session = %session.id, command = typed, "slash command answered");
         if let Some(journal) = &journal {
             journal.command(typed, &output, changed.as_deref());
+            super::saved::tell_failure(journal, &session.id, events.as_ref());
             events.emit(
                 &session.id,
                 TurnEvent::SessionInfo {

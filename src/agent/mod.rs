@@ -441,6 +441,7 @@ impl PendingTurn {
                 .map_or("failed", |stop| saved::stop_name(*stop));
             let after = result.is_ok().then_some(working.as_slice());
             journal.end_turn(after, stop);
+            saved::tell_failure(journal, &session.id, events.as_ref());
             events.emit(
                 &session.id,
                 TurnEvent::SessionInfo {

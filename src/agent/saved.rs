@@ -46,6 +46,26 @@ impl EventSink for Journaled {
     fn emit(&self, session_id: &str, event: TurnEvent) {
         self.journal.event(&event);
         self.events.emit(session_id, event);
+        tell_failure(&self.journal, session_id, self.events.as_ref());
+    }
+}
+
+/// Tells the person, once per session, that saving it failed (each failure is logged where
+/// it happens); the turn goes on.
+pub(super) fn tell_failure(journal: &Journal, session_id: &str, events: &dyn EventSink) {
+    if let Some(what) = journal.untold_failure() {
+        events.emit(
+            session_id,
+            TurnEvent::Notice {
+                title: "This session is no longer saved".to_owned(),
+                description: format!(
+                    "Saving this session failed: {what}. The conversation goes on in this Punie, \
+                     but what follows may be missing when the session is loaded again: free \
+                     disk space or fix the sessions directory (--state-dir, PUNIE_STATE_DIR). \
+                     (Said once for this session; the log has every failure.)"
+                ),
+            },
+        );
     }
 }
 
@@ -218,10 +238,16 @@ impl Agent {
             }
             Err(error) => {
                 tracing::error!(session = %session.id, %error, "cannot save the session");
-                session.notify(
-                    "This session is not saved",
-                    format!("{error}. The conversation lives only as long as this Punie process."),
-                );
+                // Each prompt tries again; the person is told once.
+                if session.first_unsaved_notice() {
+                    session.notify(
+                        "This session is not saved",
+                        format!(
+                            "{error}. The conversation lives only as long as this Punie process; \
+                             each prompt tries again to save it (said once for this session)."
+                        ),
+                    );
+                }
                 None
             }
         }

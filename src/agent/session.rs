@@ -36,6 +36,8 @@ struct SessionState {
     permissions: HashMap<String, bool>,
     /// Where the session is saved, if it is.
     journal: Option<Arc<Journal>>,
+    /// Whether the person was told that the session cannot be saved (told once).
+    unsaved_told: bool,
     /// The slash commands last sent to the editor, and the problems with prompt files last
     /// told, so both are sent again only when they change.
     commands: Option<(Vec<CommandInfo>, Vec<String>)>,
@@ -216,6 +218,12 @@ impl Session {
     /// Saves the session in `journal` from now on.
     pub(crate) fn set_journal(&self, journal: Journal) {
         self.state().journal = Some(Arc::new(journal));
+    }
+
+    /// True the first time it is called: whether to tell the person that the session cannot
+    /// be saved (once per session, however many prompts try again).
+    pub(crate) fn first_unsaved_notice(&self) -> bool {
+        !std::mem::replace(&mut self.state().unsaved_told, true)
     }
 
     /// Stops saving the session (it is closing): its journal is unlocked once the running

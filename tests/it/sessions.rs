@@ -780,3 +780,79 @@ async fn journals_of_formats_1_and_2_still_load_and_replay_their_prompts() {
         "an older journal's image is shown again"
     );
 }
+
+/// How many times the person was told `words` (as a notice, or in the answer for editors
+/// without notices).
+fn told(record: &Record, words: &str) -> usize {
+    record
+        .updates
+        .iter()
+        .filter(|u| match u {
+            SessionUpdate::Notice(n) => format!("{n:?}").contains(words),
+            SessionUpdate::AgentMessageChunk(c) => format!("{c:?}").contains(words),
+            _ => false,
+        })
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_journal_that_cannot_be_written_is_told_once_and_the_turns_go_on() {
+    let server = FakeModelServer::start().await;
+    for answer in ["one", "two", "three", "four", "five"] {
+        server.push(Reply::text(answer));
+    }
+    let (_dir, ws) = workspace();
+    let state = state_dir(&ws);
+    let (_, record) = with_editor(
+        &server.base_url(),
+        &ws,
+        EditorOptions::default(),
+        async |cx, shared| {
+            let saved = new_session(&cx, &ws).await;
+            let unsaved = new_session(&cx, &ws).await;
+            prompt(&cx, &saved, "first").await.unwrap();
+            // The sessions directory goes away under the open journal, a file in its place.
+            std::fs::remove_dir_all(&state).unwrap();
+            std::fs::write(&state, "not a directory").unwrap();
+            for text in ["second", "third"] {
+                let stop = prompt(&cx, &saved, text).await.unwrap();
+                assert_eq!(stop.stop_reason, StopReason::EndTurn, "the turn goes on");
+            }
+            let lost = told(&shared.lock().unwrap(), "Saving this session failed");
+            assert_eq!(lost, 1, "told once, not per record or per turn");
+            // A session whose journal cannot even start: told once too.
+            for text in ["fourth", "fifth"] {
+                let stop = prompt(&cx, &unsaved, text).await.unwrap();
+                assert_eq!(stop.stop_reason, StopReason::EndTurn);
+            }
+        },
+    )
+    .await;
+    let record = record.lock().unwrap();
+    assert_eq!(record.message_text().matches("two").count(), 1);
+    assert!(record.message_text().contains("five"));
+    assert_eq!(told(&record, "Saving this session failed"), 1);
+    assert_eq!(
+        told(&record, "lives only as long as this Punie process"),
+        1,
+        "{:?}",
+        record.updates
+    );
+    let description = record
+        .updates
+        .iter()
+        .find_map(|u| match u {
+            SessionUpdate::AgentMessageChunk(c) if format!("{c:?}").contains("Saving this") => {
+                Some(format!("{c:?}"))
+            }
+            SessionUpdate::Notice(n) if format!("{n:?}").contains("Saving this") => {
+                Some(format!("{n:?}"))
+            }
+            _ => None,
+        })
+        .unwrap();
+    assert!(
+        description.contains(&state.display().to_string()) && description.contains("--state-dir"),
+        "names what failed and the fix: {description}"
+    );
+}

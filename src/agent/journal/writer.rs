@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::Write;
+use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 use std::sync::{Mutex, MutexGuard};
 
@@ -33,6 +34,17 @@ impl std::fmt::Debug for Journal {
     }
 }
 
+/// Whether saving the session failed, and whether the person was told.
+#[derive(Clone, Debug, PartialEq)]
+enum Failure {
+    /// Nothing failed.
+    None,
+    /// This failed (the first failure, in words); not told yet.
+    Untold(String),
+    /// Told: later failures are only logged.
+    Told,
+}
+
 struct Inner {
     /// `None` once a write failed: the session goes on unsaved (logged as an error).
     file: Option<File>,
@@ -41,6 +53,8 @@ struct Inner {
     thought: String,
     /// Tool calls announced and not yet ended, by protocol id.
     open_calls: HashMap<String, ShownCall>,
+    /// The first thing that failed saving the session, until the person is told.
+    failure: Failure,
     /// The history as the journal has it during a turn: what a reader rebuilds.
     base: Vec<Message>,
     /// The history before the turn, while a compaction during the turn makes it differ from
@@ -65,6 +79,7 @@ impl Journal {
                 summary,
                 thought: String::new(),
                 open_calls: HashMap::new(),
+                failure: Failure::None,
                 base: Vec::new(),
                 before: None,
             }),
@@ -85,22 +100,62 @@ impl Journal {
         self.inner().summary.updated_at.clone()
     }
 
-    /// Appends `record` as one line. A failure is logged and ends the journal (the session
-    /// goes on in memory); returns whether the record was written.
-    /// Syncs what is written to disk (a finished turn or command is never lost) and records
-    /// `at` as the session's last activity in its summary.
-    fn sync_and_touch(&self, inner: &mut Inner, at: String) {
-        if let Some(file) = &inner.file
-            && let Err(error) = file.sync_data()
-        {
-            tracing::warn!(session = %self.id, %error, "cannot sync the session journal");
-        }
-        inner.summary.updated_at = at;
-        if let Err(error) = write_summary(&self.summary_path, &inner.summary) {
-            tracing::warn!(session = %self.id, %error, "cannot update the session summary");
+    /// What failed saving the session, the first time it is asked after a failure: the
+    /// person is told once per session (every failure is logged).
+    pub(crate) fn untold_failure(&self) -> Option<String> {
+        let mut inner = self.inner();
+        match std::mem::replace(&mut inner.failure, Failure::Told) {
+            Failure::Untold(what) => Some(what),
+            Failure::None => {
+                inner.failure = Failure::None;
+                None
+            }
+            Failure::Told => None,
         }
     }
 
+    /// Notes that saving failed (`what`, in words), for the person to be told once.
+    fn failed(inner: &mut Inner, what: String) {
+        if inner.failure == Failure::None {
+            inner.failure = Failure::Untold(what);
+        }
+    }
+
+    /// Syncs what is written to disk (a finished turn or command is never lost) and records
+    /// `at` as the session's last activity in its summary. A journal whose file was removed
+    /// (its directory deleted) is written no more: nothing would read it.
+    fn sync_and_touch(&self, inner: &mut Inner, at: String) {
+        if let Some(file) = &inner.file {
+            let synced = file.sync_data();
+            let removed = file.metadata().is_ok_and(|m| m.nlink() == 0);
+            if let Err(error) = synced {
+                tracing::error!(session = %self.id, path = %self.path.display(), %error, "cannot sync the session journal");
+                Self::failed(
+                    inner,
+                    format!("cannot save {}: {error}", self.path.display()),
+                );
+            }
+            if removed {
+                tracing::error!(session = %self.id, path = %self.path.display(), "the session journal was removed; the rest of this session is not saved");
+                Self::failed(
+                    inner,
+                    format!("its journal {} was removed", self.path.display()),
+                );
+                inner.file = None;
+            }
+        }
+        inner.summary.updated_at = at;
+        if let Err(error) = write_summary(&self.summary_path, &inner.summary) {
+            tracing::error!(session = %self.id, path = %self.summary_path.display(), %error, "cannot update the session summary");
+            Self::failed(
+                inner,
+                format!("cannot write {}: {error}", self.summary_path.display()),
+            );
+        }
+    }
+
+    /// Appends `record` as one line. A failure is logged and ends the journal (the session
+    /// goes on in memory); returns whether the record was written.
     fn append(&self, inner: &mut Inner, record: &Record) -> bool {
         let Some(file) = inner.file.as_mut() else {
             return false;
@@ -117,6 +172,10 @@ impl Journal {
         if let Err(error) = file.write_all(&line) {
             tracing::error!(session = %self.id, path = %self.path.display(), %error, "cannot write the session journal; the rest of this session is not saved");
             inner.file = None;
+            Self::failed(
+                inner,
+                format!("cannot write {}: {error}", self.path.display()),
+            );
             return false;
         }
         true
