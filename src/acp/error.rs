@@ -95,6 +95,7 @@ impl From<RequestError> for agent_client_protocol::Error {
                 AgentError::Busy(_)
                 | AgentError::TooManySessions { .. }
                 | AgentError::SessionOpen(_)
+                | AgentError::SessionOpenHere(_)
                 | AgentError::Journal(_),
             )
             | RequestError::TooManySessions { .. }

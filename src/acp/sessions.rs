@@ -62,6 +62,11 @@ fn open(
     cwd: std::path::PathBuf,
     mcp_servers: Vec<wire::McpServer>,
 ) -> Result<LoadedSession, RequestError> {
+    // Not replayed a second time: the editor has the conversation, and a second copy of the
+    // session would fight the first over its journal.
+    if connection.session(id).is_ok() {
+        return Err(AgentError::SessionOpenHere(id.to_owned()).into());
+    }
     connection.check_room()?;
     let workspace = connection.workspace(cx, cwd.clone())?;
     let loaded = connection.agent.load_session(id, &cwd, workspace)?;

@@ -64,6 +64,11 @@ pub enum AgentError {
         "session {0} is already open on another connection of this Punie: close it there (session/close) first"
     )]
     SessionOpen(String),
+    /// `session/load` or `session/resume` of a session this connection already has open.
+    #[error(
+        "session {0} is already open on this connection: keep using it, or close it (session/close) first and load it again"
+    )]
+    SessionOpenHere(String),
     /// A saved session could not be read, written or locked.
     #[error(transparent)]
     Journal(#[from] JournalError),

@@ -781,6 +781,56 @@ async fn journals_of_formats_1_and_2_still_load_and_replay_their_prompts() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn loading_a_session_this_connection_has_open_says_so() {
+    let server = FakeModelServer::start().await;
+    server.push(Reply::text("saved"));
+    let (_dir, ws) = workspace();
+    with_editor(
+        &server.base_url(),
+        &ws,
+        EditorOptions::default(),
+        async |cx, _| {
+            let session = new_session(&cx, &ws).await;
+            prompt(&cx, &session, "save me").await.unwrap();
+            let again = cx
+                .send_request(load(&session, &ws))
+                .block_task()
+                .await
+                .unwrap_err();
+            assert_eq!(
+                again.code,
+                agent_client_protocol::ErrorCode::INVALID_REQUEST,
+                "{again:?}"
+            );
+            assert!(
+                again.message.contains("already open on this connection")
+                    && again.message.contains("session/close"),
+                "{again:?}"
+            );
+            let resumed = cx
+                .send_request(ResumeSessionRequest::new(session.clone(), ws.clone()))
+                .block_task()
+                .await
+                .unwrap_err();
+            assert!(
+                resumed.message.contains("already open on this connection"),
+                "{resumed:?}"
+            );
+            // Closed, it loads again.
+            cx.send_request(CloseSessionRequest::new(session.clone()))
+                .block_task()
+                .await
+                .unwrap();
+            cx.send_request(load(&session, &ws))
+                .block_task()
+                .await
+                .unwrap();
+        },
+    )
+    .await;
+}
+
 /// How many times the person was told `words` (as a notice, or in the answer for editors
 /// without notices).
 fn told(record: &Record, words: &str) -> usize {
