@@ -49,6 +49,7 @@ mod sandbox_scopes;
 mod serve;
 mod serve_descriptors;
 mod serve_limits;
+mod serve_sessions;
 mod serve_soak;
 mod server_wait;
 mod sessions;
