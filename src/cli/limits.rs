@@ -11,10 +11,21 @@ const UNLIMITED_TARGET: u64 = 1 << 20;
 /// client's sockets, logs, pipes of running commands.
 const BASE_DESCRIPTORS: u64 = 256;
 
+/// Descriptors one open session may hold for as long as it is open: the root handle and the
+/// Landlock ruleset of its directory (shared with the other sessions there, so this counts the
+/// worst case of distinct directories), and its journal, which stays open and locked while the
+/// session is (from its first prompt, or from `session/load`/`resume`).
+pub const SESSION_DESCRIPTORS: u64 = 3;
+
+/// The open-file limit `max_sessions` sessions in distinct directories may need.
+pub fn descriptors_needed(max_sessions: usize) -> u64 {
+    BASE_DESCRIPTORS + SESSION_DESCRIPTORS * max_sessions as u64
+}
+
 /// Raises the soft `RLIMIT_NOFILE` to the hard limit and logs the result; warns when the limit
-/// stays too small for `max_sessions` sessions in distinct directories (two descriptors each:
-/// the root handle and the Landlock ruleset). Never fails: the caps still refuse sessions
-/// cleanly, the warning says what to change.
+/// stays too small for `max_sessions` sessions in distinct directories
+/// ([`descriptors_needed`]). Never fails: the caps still refuse sessions cleanly, the warning
+/// says what to change.
 pub fn raise_open_file_limit(max_sessions: usize) {
     let before = getrlimit(Resource::Nofile);
     let target = before.maximum.unwrap_or(UNLIMITED_TARGET);
@@ -32,7 +43,7 @@ pub fn raise_open_file_limit(max_sessions: usize) {
         }
     }
     tracing::info!(soft_before = ?before.current, soft = ?now, hard = ?before.maximum, "open-file limit");
-    let needed = BASE_DESCRIPTORS + 2 * max_sessions as u64;
+    let needed = descriptors_needed(max_sessions);
     if let Some(limit) = now
         && limit < needed
     {
@@ -42,5 +53,17 @@ pub fn raise_open_file_limit(max_sessions: usize) {
             max_sessions,
             "the open-file limit is below what {max_sessions} sessions in distinct directories may need: raise it (ulimit -n, LimitNOFILE=) or lower --max-sessions"
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_budget_counts_each_open_sessions_journal() {
+        // Per session in its own directory: root handle, ruleset, journal.
+        assert_eq!(descriptors_needed(1), 256 + 3);
+        assert_eq!(descriptors_needed(1024), 3328);
     }
 }
