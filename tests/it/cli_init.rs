@@ -35,6 +35,7 @@ impl Init {
             .env("HOME", self.home.path())
             .env("XDG_CONFIG_HOME", self.home.path().join("config"))
             .env("PUNIE_LOG_DIR", self.logs.path())
+            .env("PUNIE_STATE_DIR", self.logs.path().join("state"))
             .arg("init")
             .args(args)
             .stdin(Stdio::null())

@@ -117,3 +117,74 @@ async fn ask_saves_and_sessions_lists_shows_continues_and_deletes() {
     assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("no saved session"), "{err}");
 }
+
+/// A HOME whose default sessions directory (`~/.local/state/punie/sessions`) already holds a
+/// saved session, standing for the person's real one.
+fn home_with_a_session() -> tempfile::TempDir {
+    let home = tempfile::tempdir().unwrap();
+    let sessions = home.path().join(".local/state/punie/sessions");
+    std::fs::create_dir_all(&sessions).unwrap();
+    let header = serde_json::json!({"format": 3, "punie": "0.1.0", "session": "sess_home",
+        "cwd": home.path(), "created_at": "2026-01-01T00:00:00Z", "model": "m"});
+    std::fs::write(sessions.join("sess_home.jsonl"), format!("{header}\n")).unwrap();
+    home
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_punie_the_tests_start_gets_a_state_directory_of_its_own() {
+    let server = FakeModelServer::start().await;
+    server.push(Reply::text("saved elsewhere"));
+    let home = home_with_a_session();
+    let env = [
+        ("HOME".to_owned(), home.path().display().to_string()),
+        (
+            "XDG_STATE_HOME".to_owned(),
+            home.path().join(".local/state").display().to_string(),
+        ),
+    ];
+    // `punie_command` (the terminal and `punie serve` tests).
+    let logs = tempfile::tempdir().unwrap();
+    let mut command = punie_command(logs.path());
+    let output = command
+        .envs(env.iter().cloned())
+        .args(["sessions", "list", "--json"])
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    assert!(
+        output.stdout.is_empty(),
+        "the default sessions directory is not used: {output:?}"
+    );
+    // `with_editor` (the ACP tests): saving and listing stay in the test's directory.
+    let (_dir, ws) = crate::support::editor::workspace();
+    let options = crate::support::editor::EditorOptions {
+        env: env.to_vec(),
+        ..Default::default()
+    };
+    let (listed, _) =
+        crate::support::editor::with_editor(&server.base_url(), &ws, options, async |cx, _| {
+            let session = crate::support::editor::new_session(&cx, &ws).await;
+            crate::support::editor::prompt(&cx, &session, "where am I saved?")
+                .await
+                .unwrap();
+            cx.send_request(agent_client_protocol::v1::schema::ListSessionsRequest::new())
+                .block_task()
+                .await
+                .unwrap()
+        })
+        .await;
+    let ids: Vec<String> = listed
+        .sessions
+        .iter()
+        .map(|s| s.session_id.0.to_string())
+        .collect();
+    assert_eq!(ids.len(), 1, "only the test's own session: {ids:?}");
+    assert_ne!(ids[0], "sess_home");
+    let untouched: Vec<_> = std::fs::read_dir(home.path().join(".local/state/punie/sessions"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(untouched, ["sess_home.jsonl"], "nothing written in HOME");
+}

@@ -416,6 +416,7 @@ async fn doctor(live: &Live, server: &LlamaServer) -> Result<(), String> {
     let output = command
         .env("PUNIE_CONFIG", live.scratch.join("no-config.toml"))
         .env("PUNIE_LOG_DIR", log_dir(live, "doctor"))
+        .env("PUNIE_STATE_DIR", live.scratch.join("state"))
         .current_dir(&live.workspace)
         .args(["doctor", "--wait", "300", "--model", &server.base_url()])
         .stdin(std::process::Stdio::null())
