@@ -35,7 +35,8 @@ pub struct AgentConfig {
     pub max_turn_requests: u32,
     /// Times an empty final answer is asked again.
     pub empty_answer_retries: u32,
-    /// Tool calls with unusable arguments tolerated per turn before giving up.
+    /// Tool calls Punie could not run as written (unknown tools, unusable arguments, tools the
+    /// session's mode does not allow) tolerated per turn before giving up.
     pub bad_tool_call_retries: u32,
     /// How long `run_command` waits before leaving a command in the background.
     pub command_timeout: Duration,

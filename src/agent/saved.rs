@@ -103,9 +103,10 @@ fn replay(loaded: &Loaded, updated_at: String) -> Vec<TurnEvent> {
                 ..
             } => {
                 // Older journals kept only the text the model read (and the images).
-                let blocks = match blocks.is_empty() {
-                    true => sent_as_text(text, images),
-                    false => blocks.clone(),
+                let blocks = if blocks.is_empty() {
+                    sent_as_text(text, images)
+                } else {
+                    blocks.clone()
                 };
                 events.extend(blocks.into_iter().map(|block| {
                     let image = match &block {

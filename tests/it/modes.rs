@@ -192,6 +192,46 @@ async fn ask_mode_offers_no_write_tool_and_a_write_reaches_neither_editor_nor_di
     );
 }
 
+/// A small model in ask mode may call `write_file` again and again: each refusal counts as a
+/// call Punie could not run, so the turn stops after `bad_tool_call_retries` (3) + 1 of them,
+/// not at the 50-request cap.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_model_that_keeps_calling_a_refused_tool_is_stopped_early() {
+    let server = FakeModelServer::start().await;
+    for n in 0..10 {
+        server.push(Reply::tool_call(
+            "write_file",
+            json!({"path": format!("new{n}.txt"), "content": "again\n"}),
+        ));
+    }
+    let (_dir, ws) = workspace();
+    let (stop, record) = with_editor(
+        &server.spec_for(FAKE_MODEL),
+        &ws,
+        with_env("PUNIE_MODE", "ask"),
+        async |cx, _| {
+            let created = cx
+                .send_request(NewSessionRequest::new(&ws))
+                .block_task()
+                .await
+                .unwrap();
+            prompt(&cx, &created.session_id, "create the files")
+                .await
+                .unwrap()
+        },
+    )
+    .await;
+    assert_eq!(stop.stop_reason, StopReason::EndTurn);
+    assert_eq!(server.requests().len(), 4, "stopped after four refusals");
+    let record = record.lock().unwrap();
+    assert!(record.writes.is_empty());
+    let text = record.message_text();
+    assert!(
+        text.contains("Punie stopped this turn") && text.contains("this mode does not allow"),
+        "the person is told why: {text}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn plan_mode_tells_the_model_to_plan_and_offers_no_write_tool() {
     let server = FakeModelServer::start().await;

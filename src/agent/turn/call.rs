@@ -17,7 +17,8 @@ use crate::workspace::{PermissionOutcome, PermissionRequest, ToolContent, Worksp
 
 /// How a tool call ended, for the loop.
 pub(super) enum CallOutcome {
-    /// The text to answer the model with; `usable` is false when the call itself was malformed;
+    /// The text to answer the model with; `usable` is false when the call could not be run as
+    /// written (an unknown tool, unusable arguments, a tool the session's mode does not allow);
     /// `images` are those the result holds (an MCP tool's), for a model that sees.
     Answered {
         text: String,
@@ -104,7 +105,9 @@ impl Turn<'_> {
         if !mode.allows(tool.as_ref()) {
             announce(Vec::new());
             tracing::info!(session = %self.session.id, tool = tool.name(), %mode, "tool call refused by the session's mode");
-            return self.fail(&id, mode.refusal(tool.name()), true);
+            // Counted like a malformed call: a small model that keeps calling a tool the mode
+            // does not allow would otherwise run to the turn's request cap.
+            return self.fail(&id, mode.refusal(tool.name()), false);
         }
         let args = match parsed {
             Ok(args) => args,

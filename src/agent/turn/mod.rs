@@ -290,8 +290,9 @@ impl Turn<'_> {
             }
             if bad_calls > self.config.bad_tool_call_retries {
                 self.emit(TurnEvent::MessageChunk(
-                    "The model kept calling tools with unusable arguments, so Punie stopped this turn. \
-                     Try rephrasing, or a model with better tool-calling support."
+                    "The model kept making tool calls Punie could not run (unknown tools, unusable \
+                     arguments or tools this mode does not allow), so Punie stopped this turn. Try \
+                     rephrasing, or a model with better tool-calling support."
                         .to_owned(),
                 ));
                 return Ok(StopReason::EndTurn);
