@@ -102,12 +102,21 @@ pub(crate) enum BodyEnd {
 }
 
 /// The end of one JSON object or array, byte by byte. Strings may be in single quotes too, as
-/// models write Python's dicts for JSON.
+/// models write Python's dicts for JSON, and in Python's triple quotes (a file's content).
 #[derive(Clone, Debug, Default)]
 pub(crate) struct JsonEnd {
     depth: usize,
     /// The quote of the string being read, if any.
     quote: Option<u8>,
+    /// Whether that string opened with three quotes (and closes with three).
+    triple: bool,
+    /// Nothing read yet since the string's quote: a second quote now is an empty string, or
+    /// the start of a triple quote.
+    fresh: bool,
+    /// Just read an empty string in these quotes: one more opens a triple-quoted string.
+    empty: Option<u8>,
+    /// In a triple-quoted string: the quotes just read in a row.
+    run: u8,
     escaped: bool,
 }
 
@@ -115,17 +124,32 @@ impl JsonEnd {
     /// Takes one byte; true when it closes the outermost value.
     pub(crate) fn feed(&mut self, byte: u8) -> bool {
         if let Some(quote) = self.quote {
+            let fresh = std::mem::take(&mut self.fresh);
             if self.escaped {
                 self.escaped = false;
             } else if byte == b'\\' {
                 self.escaped = true;
+            } else if self.triple {
+                self.run = if byte == quote { self.run + 1 } else { 0 };
+                if self.run == 3 {
+                    (self.quote, self.triple, self.run) = (None, false, 0);
+                }
+                return false;
             } else if byte == quote {
                 self.quote = None;
+                self.empty = fresh.then_some(quote);
             }
+            self.run = 0;
+            return false;
+        }
+        if let Some(quote) = self.empty.take()
+            && byte == quote
+        {
+            (self.quote, self.triple) = (Some(quote), true);
             return false;
         }
         match byte {
-            b'"' | b'\'' => self.quote = Some(byte),
+            b'"' | b'\'' => (self.quote, self.fresh) = (Some(byte), true),
             b'{' | b'[' => self.depth += 1,
             b'}' | b']' => {
                 self.depth = self.depth.saturating_sub(1);

@@ -1,6 +1,6 @@
 //! A tolerant JSON reader for what small models write when they mean JSON: single quotes,
-//! trailing commas, unquoted keys, Python's `True`/`False`/`None`, and objects or arrays left
-//! open at the end of the text. Valid JSON reads exactly as `serde_json` reads it.
+//! trailing commas, unquoted keys, Python's `True`/`False`/`None` and triple-quoted strings, and
+//! objects or arrays left open at the end of the text. Valid JSON reads exactly as `serde_json` reads it.
 //!
 //! It reads only text already bounded by the caller (a tool-call candidate of at most 64 KiB),
 //! and nests at most [`MAX_DEPTH`] levels, so a hostile answer cannot exhaust the stack.
@@ -188,15 +188,22 @@ impl Reader<'_> {
             .map(Value::Number)
     }
 
-    /// A string in `quote`s, its escapes undone (an unknown escape keeps its character). A
-    /// string still open at the end of the text is not read.
+    /// A string in `quote`s, or in Python's triple quotes (`"""…"""`, `'''…'''`: small models
+    /// write a file's content so), its escapes undone (an unknown escape keeps its character).
+    /// A string still open at the end of the text is not read.
     fn string(&mut self, quote: u8) -> Option<String> {
-        self.at += 1;
+        let triple = [quote; 3];
+        let close: &[u8] = if self.bytes[self.at..].starts_with(&triple) {
+            &triple
+        } else {
+            &triple[..1]
+        };
+        self.at += close.len();
         let mut out = String::new();
         loop {
             let start = self.at;
             while let Some(byte) = self.peek() {
-                if byte == quote || byte == b'\\' {
+                if byte == b'\\' || (byte == quote && self.bytes[self.at..].starts_with(close)) {
                     break;
                 }
                 self.at += 1;
@@ -224,7 +231,7 @@ impl Reader<'_> {
                     }
                 }
                 _ => {
-                    self.at += 1;
+                    self.at += close.len();
                     return Some(out);
                 }
             }
@@ -292,6 +299,17 @@ mod tests {
             one("{name: \"list_dir\", arguments: {path: \".\"}}"),
             Some(json!({"name": "list_dir", "arguments": {"path": "."}}))
         );
+        // A file's content in Python's triple quotes: quotes and newlines inside are kept.
+        assert_eq!(
+            one(r#"{"name": "write_file", "arguments": {"path": "t.py", "content": """
+print("a", 'b')
+"""}}"#),
+            Some(
+                json!({"name": "write_file", "arguments": {"path": "t.py", "content": "\nprint(\"a\", 'b')\n"}})
+            )
+        );
+        assert_eq!(one("'''it's'''"), Some(json!("it's")));
+        assert_eq!(one(r#"["", """x"""]"#), Some(json!(["", "x"])));
         // Left open at the end: closed.
         assert_eq!(
             one(r#"{"name": "read_file", "arguments": {"path": "a""#),
@@ -309,6 +327,7 @@ mod tests {
         for text in [
             r#"{"path": a.rs}"#,
             r#"{"a": "unterminated"#,
+            r#"{"a": """never closed""#,
             "{\"a\" 1}",
             "hello",
             "{fn main() {}}",

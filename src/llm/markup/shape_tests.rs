@@ -128,6 +128,21 @@ fn the_shapes_from_the_issue() {
     );
 }
 
+/// Qwen2.5-Coder 1.5B writes a new file's content in Python's triple quotes (seen in the
+/// real-task benchmark): a quote or brace inside does not end the call early.
+#[test]
+fn a_file_content_in_triple_quotes() {
+    let tools = offered();
+    let answer = "```json\n{\n  \"name\": \"write_file\",\n  \"arguments\": {\n    \"path\": \"tests/t.py\",\n    \"content\": \"\"\"\nimport unittest\nprint(\"a {\", 'b')\nx = \"\"\n\"\"\"\n  }\n}\n```";
+    assert_eq!(
+        read(&tools, answer),
+        vec![call(
+            "write_file",
+            json!({"path": "tests/t.py", "content": "\nimport unittest\nprint(\"a {\", 'b')\nx = \"\"\n"})
+        )]
+    );
+}
+
 #[test]
 fn every_way_of_writing_one_call() {
     let tools = offered();
@@ -301,6 +316,7 @@ fn fragment() -> impl Strategy<Value = String> {
         Just("<|python_tag|>{\"name\": \"grep\", \"parameters\": {\"pattern\": \"y\"}}".to_owned()),
         Just("```json\n{\"name\": \"my-app\", \"version\": \"1\"}\n```".to_owned()),
         Just("{\"dependencies\": {}}".to_owned()),
+        Just("{\"name\": \"write_file\", \"arguments\": {\"content\": \"\"\"a \" } \"\"\"}}".to_owned()),
         Just("[link](url) ".to_owned()),
         Just("```".to_owned()),
         Just("`".to_owned()),
