@@ -301,9 +301,11 @@ mod tests {
         );
         // A file's content in Python's triple quotes: quotes and newlines inside are kept.
         assert_eq!(
-            one(r#"{"name": "write_file", "arguments": {"path": "t.py", "content": """
+            one(
+                r#"{"name": "write_file", "arguments": {"path": "t.py", "content": """
 print("a", 'b')
-"""}}"#),
+"""}}"#
+            ),
             Some(
                 json!({"name": "write_file", "arguments": {"path": "t.py", "content": "\nprint(\"a\", 'b')\n"}})
             )

@@ -316,7 +316,10 @@ fn fragment() -> impl Strategy<Value = String> {
         Just("<|python_tag|>{\"name\": \"grep\", \"parameters\": {\"pattern\": \"y\"}}".to_owned()),
         Just("```json\n{\"name\": \"my-app\", \"version\": \"1\"}\n```".to_owned()),
         Just("{\"dependencies\": {}}".to_owned()),
-        Just("{\"name\": \"write_file\", \"arguments\": {\"content\": \"\"\"a \" } \"\"\"}}".to_owned()),
+        Just(
+            "{\"name\": \"write_file\", \"arguments\": {\"content\": \"\"\"a \" } \"\"\"}}"
+                .to_owned()
+        ),
         Just("[link](url) ".to_owned()),
         Just("```".to_owned()),
         Just("`".to_owned()),

@@ -150,7 +150,58 @@ async fn empty_answer_is_asked_again() {
     .await;
     assert_eq!(stop, StopReason::EndTurn);
     assert_eq!(record.lock().unwrap().message_text(), "second try");
-    assert_eq!(server.requests().len(), 2);
+    let requests = server.requests();
+    assert_eq!(requests.len(), 2);
+    // Asked again as it was, a model at temperature 0 would answer the same nothing: the
+    // second request ends with a note, which only that request carries.
+    let last = |n: usize| {
+        requests[n]["messages"]
+            .as_array()
+            .unwrap()
+            .last()
+            .cloned()
+            .unwrap()
+    };
+    assert_eq!(last(0)["content"], "hi");
+    assert_eq!(last(1)["role"], "user");
+    assert!(
+        last(1)["content"]
+            .as_str()
+            .unwrap()
+            .contains("your last answer was empty"),
+        "{}",
+        last(1)
+    );
+}
+
+/// The note after an empty answer is not kept: the next prompt's request holds the
+/// conversation (the prompt, the answer) and no note.
+#[tokio::test]
+async fn the_note_after_an_empty_answer_is_not_kept() {
+    let server = FakeModelServer::start().await;
+    server.push(Reply::text(""));
+    server.push(Reply::text("second try"));
+    server.push(Reply::text("done"));
+    let (_dir, ws) = workspace();
+    with_editor(
+        &server.base_url(),
+        &ws,
+        EditorOptions::default(),
+        async |cx, _| {
+            let session = new_session(&cx, &ws).await;
+            prompt(&cx, &session, "hi").await.unwrap();
+            prompt(&cx, &session, "again").await.unwrap();
+        },
+    )
+    .await;
+    let requests = server.requests();
+    assert_eq!(requests.len(), 3);
+    let messages = requests[2]["messages"].to_string();
+    assert!(
+        !messages.contains("your last answer was empty"),
+        "{messages}"
+    );
+    assert!(messages.contains("second try"), "{messages}");
 }
 
 #[tokio::test]
