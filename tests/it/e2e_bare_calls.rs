@@ -29,6 +29,15 @@ fn tool_result(server: &FakeModelServer) -> String {
 /// Runs one prompt whose first answer is `first`, then "Done."; returns the stop reason, the
 /// record and the workspace's temporary directory (kept alive).
 async fn turn(server: &FakeModelServer, first: Reply) -> (StopReason, Shared, tempfile::TempDir) {
+    turn_for(server, first, "where is total_value computed?").await
+}
+
+/// [`turn`] for the prompt `request`.
+async fn turn_for(
+    server: &FakeModelServer,
+    first: Reply,
+    request: &str,
+) -> (StopReason, Shared, tempfile::TempDir) {
     server.push(first);
     server.push(Reply::text("Done."));
     let (dir, ws) = workspace();
@@ -44,10 +53,7 @@ async fn turn(server: &FakeModelServer, first: Reply) -> (StopReason, Shared, te
         EditorOptions::default(),
         async |cx, _| {
             let session = new_session(&cx, &ws).await;
-            prompt(&cx, &session, "where is total_value computed?")
-                .await
-                .unwrap()
-                .stop_reason
+            prompt(&cx, &session, request).await.unwrap().stop_reason
         },
     )
     .await;
@@ -164,6 +170,27 @@ async fn an_invented_test_runner_is_pointed_at_run_command() {
         result.contains("no tool named `run_tests`")
             && result.contains(r#"{"name": "run_command", "arguments": {"command":"pytest"}}"#),
         "the model is shown the call that runs tests: {result}"
+    );
+}
+
+/// Qwen2.5-Coder 1.5B called `run_tests` for "Run the tests with `python3 -m unittest`", was
+/// offered `pytest` to copy, and answered with that advice instead of running anything: the
+/// call to copy is the command the request named.
+#[tokio::test]
+async fn the_command_the_request_names_is_the_call_to_copy() {
+    let server = FakeModelServer::start().await;
+    let (stop, _record, _dir) = turn_for(
+        &server,
+        Reply::text(r#"{"name": "run_tests", "arguments": {}}"#),
+        "Run the tests with `python3 -m unittest` and tell me which one fails.",
+    )
+    .await;
+    assert_eq!(stop, StopReason::EndTurn);
+    let result = tool_result(&server);
+    assert!(
+        result
+            .contains(r#"{"name": "run_command", "arguments": {"command":"python3 -m unittest"}}"#),
+        "the model is shown the command the person asked for: {result}"
     );
 }
 

@@ -23,8 +23,9 @@ use crate::server::{LlamaServer, MODEL_ALIAS};
 pub const READS_A_FILE_IT_NEEDS_PASSES: bool = false;
 /// `a_2048_token_window_answers_with_one_read`: the same question in a 2,048-token window.
 pub const WINDOW_2048_READS_PASSES: bool = false;
-/// `a_4096_token_window_runs_reads_and_an_edit`: a read and an edit in a 4,096-token window.
-pub const WINDOW_4096_EDITS_PASSES: bool = false;
+/// `a_4096_token_window_runs_reads_and_an_edit`: a read and an edit in a 4,096-token window
+/// (the compact toolset). Passed in the CI runs of 2026-12-02 and 2026-12-03: now asserted.
+pub const WINDOW_4096_EDITS_PASSES: bool = true;
 
 /// The perf report carries llama-server's `timings` (cached prompt tokens, the server's
 /// tokens/s): `perf_report_has_server_timings` asserts them.

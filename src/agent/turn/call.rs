@@ -60,7 +60,13 @@ impl Turn<'_> {
         }
     }
 
-    pub(super) async fn run_tool_call(&self, call: &ToolCall) -> CallOutcome {
+    /// Runs `call`; `named_command` is a command the person's request named, for the advice
+    /// to a call of a tool that does not exist.
+    pub(super) async fn run_tool_call(
+        &self,
+        call: &ToolCall,
+        named_command: Option<&str>,
+    ) -> CallOutcome {
         let id = format!(
             "call-{}",
             self.call_counter.fetch_add(1, Ordering::Relaxed) + 1
@@ -98,7 +104,11 @@ impl Turn<'_> {
         let Some(tool) = tool else {
             announce(Vec::new());
             let names: Vec<&str> = self.toolset.iter().map(|t| t.name()).collect();
-            return self.fail(&id, unknown_tool::no_such_tool(&call.name, &names), false);
+            return self.fail(
+                &id,
+                unknown_tool::no_such_tool(&call.name, &names, named_command),
+                false,
+            );
         };
         // Refused before anything reaches the editor or the disk (not even a preview's read).
         let mode = self.session.mode();

@@ -120,6 +120,16 @@ impl Turn<'_> {
         let mut after_empty = false;
         let mut bad_calls = 0;
         let mut made_calls = TurnCalls::default();
+        // A command the person's request names, for the advice to an invented tool's call.
+        let named_command = history
+            .iter()
+            .rev()
+            .find_map(|m| match m {
+                Message::User { content } => Some(content.as_str()),
+                _ => None,
+            })
+            .and_then(unknown_tool::command_named)
+            .map(str::to_owned);
         loop {
             if requests >= self.config.max_turn_requests {
                 tracing::info!(session = %self.session.id, requests, "turn stopped: max_turn_requests");
@@ -251,7 +261,10 @@ impl Turn<'_> {
                 let text = if cancelled {
                     "Not run: the user cancelled the turn.".to_owned()
                 } else {
-                    match self.run_or_recall(call, &mut made_calls).await {
+                    match self
+                        .run_or_recall(call, &mut made_calls, named_command.as_deref())
+                        .await
+                    {
                         CallOutcome::Answered {
                             text,
                             usable,

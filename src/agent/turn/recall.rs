@@ -24,6 +24,7 @@ impl Turn<'_> {
         &self,
         call: &ToolCall,
         calls: &mut TurnCalls,
+        named_command: Option<&str>,
     ) -> CallOutcome {
         let tool = self.toolset.get(&call.name);
         let recallable = tool.is_some_and(|tool| {
@@ -33,7 +34,7 @@ impl Turn<'_> {
             if tool.is_some() {
                 calls.forget();
             }
-            return self.run_tool_call(call).await;
+            return self.run_tool_call(call, named_command).await;
         }
         if let Some((text, usable)) = calls.recall(&call.name, &call.arguments) {
             tracing::info!(session = %self.session.id, tool = %call.name, repeats = calls.repeats(), "the model repeated a call of this turn; its earlier result is given again");
@@ -44,7 +45,7 @@ impl Turn<'_> {
                 images: Vec::new(),
             };
         }
-        let outcome = self.run_tool_call(call).await;
+        let outcome = self.run_tool_call(call, named_command).await;
         if let CallOutcome::Answered { text, usable, .. } = &outcome {
             calls.remember(&call.name, &call.arguments, text, *usable);
         }

@@ -96,10 +96,12 @@ const MEANINGS: &[Meaning] = &[
 ];
 
 /// The tool error for a call to `name`, which is not among `offered`.
-pub(super) fn no_such_tool(name: &str, offered: &[&str]) -> String {
+/// `named_command` is a command the person wrote in the request (see [`command_named`]): the
+/// call to copy runs it rather than a guess.
+pub(super) fn no_such_tool(name: &str, offered: &[&str], named_command: Option<&str>) -> String {
     let list = offered.join(", ");
     let mut text = format!("There is no tool named `{name}`.");
-    if let Some(advice) = advice(name, offered) {
+    if let Some(advice) = advice(name, offered, named_command) {
         text.push(' ');
         text.push_str(&advice);
     }
@@ -108,7 +110,7 @@ pub(super) fn no_such_tool(name: &str, offered: &[&str]) -> String {
 }
 
 /// The one suggestion that fits best, if any.
-fn advice(name: &str, offered: &[&str]) -> Option<String> {
+fn advice(name: &str, offered: &[&str], named_command: Option<&str>) -> Option<String> {
     let normal = normalise(name);
     // The right tool in another spelling: `Read_File`, `functions.read_file`, `read-file`.
     if let Some(tool) = offered.iter().find(|tool| normalise(tool) == normal) {
@@ -124,7 +126,12 @@ fn advice(name: &str, offered: &[&str]) -> Option<String> {
             .iter()
             .any(|word| words.contains(word) || (word.contains('_') && normal.contains(word)));
         if means {
-            let call = call_text(meaning.tool, &(meaning.example)(name));
+            let example = match named_command {
+                // "Run the tests with `python3 -m unittest`": that, not `pytest`.
+                Some(command) if meaning.tool == "run_command" => json!({ "command": command }),
+                _ => (meaning.example)(name),
+            };
+            let call = call_text(meaning.tool, &example);
             return Some(format!(
                 "To do that, call {}, for example: {call}",
                 meaning.tool
@@ -153,6 +160,26 @@ fn advice(name: &str, offered: &[&str]) -> Option<String> {
 /// A call as a model writes it, the name first.
 fn call_text(tool: &str, arguments: &serde_json::Value) -> String {
     format!(r#"{{"name": "{tool}", "arguments": {arguments}}}"#)
+}
+
+/// The first command the person wrote in backquotes in `request` ("Run the tests with
+/// `python3 -m unittest`"): one line, at most 200 bytes, starting like a program's name (not
+/// like `# a comment` or a `{json}` value).
+pub(super) fn command_named(request: &str) -> Option<&str> {
+    request
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .map(str::trim)
+        .find(|span| {
+            !span.is_empty()
+                && span.len() <= 200
+                && !span.contains('\n')
+                && span
+                    .chars()
+                    .next()
+                    .is_some_and(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '/'))
+        })
 }
 
 /// A path written into the name, as in `read_src/app.py`.
@@ -229,8 +256,31 @@ mod tests {
     ];
 
     #[test]
+    fn the_command_the_person_named_is_the_call_to_copy() {
+        let request =
+            "Run the tests with `python3 -m unittest` and tell me the name of the test that fails.";
+        let named = command_named(request);
+        assert_eq!(named, Some("python3 -m unittest"));
+        let text = no_such_tool("run_tests", OFFERED, named);
+        assert!(
+            text.contains(
+                r#"{"name": "run_command", "arguments": {"command":"python3 -m unittest"}}"#
+            ),
+            "{text}"
+        );
+        // Only for commands: a read keeps its own example.
+        assert!(no_such_tool("cat", OFFERED, named).contains("README.md"));
+        assert_eq!(command_named("Add the comment `# reviewed` first"), None);
+        assert_eq!(
+            command_named("Use `{\"a\": 1}` or `` then `make check`"),
+            Some("make check")
+        );
+        assert_eq!(command_named("no command here"), None);
+    }
+
+    #[test]
     fn a_test_runner_name_points_at_run_command_with_a_call_to_copy() {
-        let text = no_such_tool("run_tests", OFFERED);
+        let text = no_such_tool("run_tests", OFFERED, None);
         assert!(
             text.starts_with("There is no tool named `run_tests`."),
             "{text}"
@@ -246,26 +296,27 @@ mod tests {
 
     #[test]
     fn reading_words_point_at_read_file_and_searching_words_at_grep() {
-        assert!(no_such_tool("cat", OFFERED).contains("call read_file"));
-        assert!(no_such_tool("openFile", OFFERED).contains("call read_file"));
-        assert!(no_such_tool("search_code", OFFERED).contains("call grep"));
-        assert!(no_such_tool("find_files", OFFERED).contains("call glob"));
-        assert!(no_such_tool("ls", OFFERED).contains("call list_dir"));
-        assert!(no_such_tool("str_replace", OFFERED).contains("call edit_file"));
+        assert!(no_such_tool("cat", OFFERED, None).contains("call read_file"));
+        assert!(no_such_tool("openFile", OFFERED, None).contains("call read_file"));
+        assert!(no_such_tool("search_code", OFFERED, None).contains("call grep"));
+        assert!(no_such_tool("find_files", OFFERED, None).contains("call glob"));
+        assert!(no_such_tool("ls", OFFERED, None).contains("call list_dir"));
+        assert!(no_such_tool("str_replace", OFFERED, None).contains("call edit_file"));
     }
 
     #[test]
     fn another_spelling_of_an_offered_name_is_corrected() {
         assert!(
-            no_such_tool("functions.Read_File", OFFERED).contains("Call it exactly `read_file`.")
+            no_such_tool("functions.Read_File", OFFERED, None)
+                .contains("Call it exactly `read_file`.")
         );
-        assert!(no_such_tool("list-dir", OFFERED).contains("Call it exactly `list_dir`."));
-        assert!(no_such_tool("gerp", OFFERED).contains("Did you mean `grep`?"));
+        assert!(no_such_tool("list-dir", OFFERED, None).contains("Call it exactly `list_dir`."));
+        assert!(no_such_tool("gerp", OFFERED, None).contains("Did you mean `grep`?"));
     }
 
     #[test]
     fn a_name_from_the_code_is_found_with_grep_then_read() {
-        let text = no_such_tool("calculate_total", OFFERED);
+        let text = no_such_tool("calculate_total", OFFERED, None);
         assert!(
             text.contains(r#"{"name": "grep", "arguments": {"pattern":"calculate_total"}}"#),
             "{text}"
@@ -275,7 +326,7 @@ mod tests {
 
     #[test]
     fn a_path_in_the_name_goes_into_the_example() {
-        let text = no_such_tool("read_inventory/report.py", OFFERED);
+        let text = no_such_tool("read_inventory/report.py", OFFERED, None);
         assert!(
             text.contains(r#"{"name": "read_file", "arguments": {"path":"inventory/report.py"}}"#),
             "{text}"
@@ -285,12 +336,12 @@ mod tests {
     #[test]
     fn only_offered_tools_are_suggested() {
         let read_only = &["read_file", "grep"];
-        let text = no_such_tool("run_tests", read_only);
+        let text = no_such_tool("run_tests", read_only, None);
         assert!(!text.contains("run_command"), "{text}");
         assert!(text.ends_with("The tools are: read_file, grep."), "{text}");
         // Nothing fits: the plain answer with the list.
         assert_eq!(
-            no_such_tool("???", read_only),
+            no_such_tool("???", read_only, None),
             "There is no tool named `???`. The tools are: read_file, grep."
         );
     }
