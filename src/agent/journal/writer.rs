@@ -188,9 +188,11 @@ impl Journal {
         // Blocks that say no more than the text and the images are not written twice.
         // An embedded file's text is in `text` already: its block keeps it only up to the bound
         // of what is shown again, beyond which it comes back as a link.
-        let blocks = match &prompt.blocks {
-            blocks if *blocks == sent_as_text(text, images) => Vec::new(),
-            blocks => blocks
+        let blocks = if prompt.blocks == sent_as_text(text, images) {
+            Vec::new()
+        } else {
+            prompt
+                .blocks
                 .iter()
                 .map(|block| match block {
                     PromptBlock::Resource {
@@ -204,7 +206,7 @@ impl Journal {
                     },
                     other => other.clone(),
                 })
-                .collect(),
+                .collect()
         };
         let mut inner = self.inner();
         inner.base = before.to_vec();
